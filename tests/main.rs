@@ -1,0 +1,6 @@
+//! The integration test binary: one module per area, sharing `support`.
+
+mod support;
+
+mod cli_validate;
+mod engine_run;
