@@ -30,7 +30,7 @@ pub mod spec;
 pub mod window;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,7 @@ pub fn start(
         ticket: AtomicU64::new(0),
         end_ns: AtomicU64::new(u64::MAX),
         stop: cancel.child_token(),
+        stopping: AtomicBool::new(false),
         cancel,
     });
     let (tx, rx) = mpsc::unbounded_channel();
@@ -208,6 +209,7 @@ impl LoadHandle {
     pub async fn finish_at(mut self, end: Duration) -> LoadSummary {
         let shared = self.shared.clone();
         self.stop_at(end);
+        shared.stopping.store(true, Ordering::Release);
         shared.stop.cancel();
         let drain = shared.plan.timeout + shared.plan.connect_timeout + Duration::from_secs(1);
         let joined = tokio::time::timeout(drain, async {
