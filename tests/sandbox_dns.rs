@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use gameday::targets::local::dns::{DnsAction, DnsHandle, DnsRule, DnsServer};
 use gameday::targets::local::dns_fault::{self, DnsFault};
-use gameday::targets::local::sandbox::Sandbox;
+use gameday::targets::local::net::SandboxNet;
 use gameday::targets::local::spec::DnsSpec;
 use gameday::targets::Fault;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -191,7 +191,7 @@ async fn probability_hits_some_queries_and_not_others() {
 #[tokio::test]
 async fn dns_fault_is_what_an_application_resolver_sees_and_reverts_from_the_record() {
     let cancel = CancellationToken::new();
-    let sandbox = Sandbox::new(cancel.clone());
+    let sandbox = SandboxNet::new(cancel.clone());
     let dns = sandbox
         .start_dns("127.0.0.1:0".parse().unwrap())
         .await

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use gameday::targets::local::net::SandboxNet;
 use gameday::targets::local::network_fault::{self, NetworkFault};
 use gameday::targets::local::proxy::{LinkFaults, Proxy, ProxyHandle, Toxics};
-use gameday::targets::local::sandbox::Sandbox;
 use gameday::targets::local::spec::NetworkSpec;
 use gameday::targets::Fault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -322,7 +322,7 @@ async fn no_healthy_replica_resets_the_client() {
 #[tokio::test]
 async fn network_fault_goes_through_the_ledger_record_and_reverts_from_it() {
     let cancel = CancellationToken::new();
-    let sandbox = Sandbox::new(cancel.clone());
+    let sandbox = SandboxNet::new(cancel.clone());
     let backend = echo_server("", cancel.clone()).await;
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let proxy = sandbox
@@ -364,7 +364,7 @@ async fn network_fault_goes_through_the_ledger_record_and_reverts_from_it() {
 #[tokio::test]
 async fn network_fault_on_an_unknown_service_names_the_known_ones() {
     let cancel = CancellationToken::new();
-    let sandbox = Sandbox::new(cancel.clone());
+    let sandbox = SandboxNet::new(cancel.clone());
     let backend = echo_server("", cancel.clone()).await;
     sandbox
         .start_service_proxy(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use gameday::targets::local::sandbox::Sandbox;
+use gameday::targets::local::net::SandboxNet;
 use gameday::targets::local::spec::SpotSpec;
 use gameday::targets::local::spot::{InstanceTerminator, SpotAction, INSTANCE_ACTION_PATH};
 use gameday::targets::local::spot_fault::{self, SpotFault};
@@ -65,7 +65,7 @@ fn alive(pid: u32) -> bool {
 #[tokio::test]
 async fn metadata_answers_404_until_noticed_then_ec2s_json_and_the_instance_is_terminated() {
     let cancel = CancellationToken::new();
-    let sandbox = Sandbox::new(cancel.clone());
+    let sandbox = SandboxNet::new(cancel.clone());
     let a = sandbox.start_instance_endpoint("spot-a").await.unwrap();
     let b = sandbox.start_instance_endpoint("spot-b").await.unwrap();
     let terminator = Arc::new(KillChildren::default());
@@ -141,7 +141,7 @@ async fn metadata_answers_404_until_noticed_then_ec2s_json_and_the_instance_is_t
 #[tokio::test]
 async fn a_count_picks_among_instances_not_yet_noticed() {
     let cancel = CancellationToken::new();
-    let sandbox = Sandbox::new(cancel.clone());
+    let sandbox = SandboxNet::new(cancel.clone());
     for i in ["i-1", "i-2", "i-3"] {
         sandbox.start_instance_endpoint(i).await.unwrap();
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::sandbox::Sandbox;
+use super::net::SandboxNet;
 use super::spec::DnsSpec;
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
 
@@ -32,12 +32,12 @@ pub struct DnsUndo {
 pub struct DnsFault {
     name: String,
     spec: DnsSpec,
-    sandbox: Sandbox,
+    sandbox: SandboxNet,
 }
 
 impl DnsFault {
     /// A fault named `name` (unique in the scenario: it is the rule's id on the server).
-    pub fn new(name: impl Into<String>, spec: DnsSpec, sandbox: Sandbox) -> Self {
+    pub fn new(name: impl Into<String>, spec: DnsSpec, sandbox: SandboxNet) -> Self {
         DnsFault {
             name: name.into(),
             spec,
@@ -110,7 +110,7 @@ impl Fault for DnsFault {
 }
 
 /// Undo a `dns` fault from its ledger record alone. Idempotent.
-pub fn revert(sandbox: &Sandbox, undo: &serde_json::Value) -> Result<(), TargetError> {
+pub fn revert(sandbox: &SandboxNet, undo: &serde_json::Value) -> Result<(), TargetError> {
     let undo: DnsUndo = serde_json::from_value(undo.clone())
         .map_err(|e| TargetError::Invalid(format!("dns undo record is malformed: {e}")))?;
     if undo.runner_pid != std::process::id() {

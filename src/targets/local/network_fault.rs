@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::sandbox::Sandbox;
+use super::net::SandboxNet;
 use super::spec::NetworkSpec;
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
 
@@ -36,12 +36,12 @@ pub struct NetworkUndo {
 pub struct NetworkFault {
     name: String,
     spec: NetworkSpec,
-    sandbox: Sandbox,
+    sandbox: SandboxNet,
 }
 
 impl NetworkFault {
     /// A fault named `name` (unique in the scenario: it is the proxy's fault id).
-    pub fn new(name: impl Into<String>, spec: NetworkSpec, sandbox: Sandbox) -> Self {
+    pub fn new(name: impl Into<String>, spec: NetworkSpec, sandbox: SandboxNet) -> Self {
         NetworkFault {
             name: name.into(),
             spec,
@@ -123,7 +123,7 @@ impl Fault for NetworkFault {
 }
 
 /// Undo a `network` fault from its ledger record alone. Idempotent.
-pub fn revert(sandbox: &Sandbox, undo: &serde_json::Value) -> Result<(), TargetError> {
+pub fn revert(sandbox: &SandboxNet, undo: &serde_json::Value) -> Result<(), TargetError> {
     let undo: NetworkUndo = serde_json::from_value(undo.clone())
         .map_err(|e| TargetError::Invalid(format!("network undo record is malformed: {e}")))?;
     if undo.runner_pid != std::process::id() {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::sandbox::Sandbox;
+use super::net::SandboxNet;
 use super::spec::{InstanceSelector, SpotSpec};
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
 
@@ -30,12 +30,12 @@ pub struct SpotUndo {
 pub struct SpotFault {
     name: String,
     spec: SpotSpec,
-    sandbox: Sandbox,
+    sandbox: SandboxNet,
 }
 
 impl SpotFault {
     /// A fault named `name`.
-    pub fn new(name: impl Into<String>, spec: SpotSpec, sandbox: Sandbox) -> Self {
+    pub fn new(name: impl Into<String>, spec: SpotSpec, sandbox: SandboxNet) -> Self {
         SpotFault {
             name: name.into(),
             spec,
@@ -182,7 +182,7 @@ impl Fault for SpotFault {
 }
 
 /// Revert of a spot interruption: nothing can be undone (the record says so). Idempotent.
-pub fn revert(_sandbox: &Sandbox, undo: &serde_json::Value) -> Result<(), TargetError> {
+pub fn revert(_sandbox: &SandboxNet, undo: &serde_json::Value) -> Result<(), TargetError> {
     tracing::info!(undo = %undo, "spot interruption is irreversible: nothing to revert");
     Ok(())
 }

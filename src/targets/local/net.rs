@@ -1,7 +1,7 @@
 //! The sandbox's network plane in one place: the service proxies, the DNS server and the
 //! per-instance metadata endpoints of a local fleet, plus the way to terminate an instance.
 //!
-//! The fleet supervisor fills it as it starts services (one [`Sandbox`] per local target);
+//! The fleet supervisor fills it as it starts services (one [`SandboxNet`] per local target);
 //! the `network`, `dns` and `spot_interruption` faults hold a clone and look their objects up
 //! in it when they resolve, because faults are built from the scenario before the fleet runs.
 //! Everything here lives inside the runner process and dies with it.
@@ -19,7 +19,7 @@ use super::spot::{InstanceTerminator, SpotEndpoint, SpotError, SpotHandle, SpotR
 
 /// See the module documentation. Cheap to clone; clones share everything.
 #[derive(Clone)]
-pub struct Sandbox {
+pub struct SandboxNet {
     /// Service proxies by service name.
     pub proxies: ProxyRegistry,
     /// Metadata endpoints by instance name.
@@ -30,9 +30,9 @@ pub struct Sandbox {
     tracker: TaskTracker,
 }
 
-impl std::fmt::Debug for Sandbox {
+impl std::fmt::Debug for SandboxNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox")
+        f.debug_struct("SandboxNet")
             .field("proxies", &self.proxies.services())
             .field("instances", &self.spots.instances())
             .field("dns", &self.dns().map(|d| d.addr()))
@@ -40,10 +40,10 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-impl Sandbox {
+impl SandboxNet {
     /// An empty sandbox whose servers all stop when `cancel` fires.
     pub fn new(cancel: CancellationToken) -> Self {
-        Sandbox {
+        SandboxNet {
             proxies: ProxyRegistry::default(),
             spots: SpotRegistry::default(),
             dns: Arc::new(RwLock::new(None)),
