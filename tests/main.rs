@@ -5,6 +5,7 @@ mod support;
 mod cli_validate;
 mod engine_run;
 mod load;
+mod metrics;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
