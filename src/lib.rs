@@ -5,6 +5,7 @@
 //! write-ahead ledger and reverting them on every way out; the [`load`] generator drives the
 //! system all along and measures what users would feel; the report says what happened.
 
+pub mod demo;
 pub mod engine;
 pub mod load;
 pub mod scenario;

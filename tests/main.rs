@@ -1,5 +1,6 @@
 //! The single integration test binary: one module per area.
 
+mod sandbox_demo;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
