@@ -1,5 +1,10 @@
-//! The single integration test binary: one module per area.
+//! The single integration-test binary: one module per area, sharing `support`.
 
+mod support;
+
+mod cli_validate;
+mod engine_run;
+mod load;
 mod sandbox_demo;
 mod sandbox_dns;
 mod sandbox_proxy;
