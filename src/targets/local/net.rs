@@ -35,6 +35,8 @@ pub struct SandboxNet {
     terminator: Arc<RwLock<Option<Arc<dyn InstanceTerminator>>>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// The fleet as configured, so that `plan` can resolve faults before anything runs.
+    planned: Option<Arc<LocalTarget>>,
 }
 
 impl std::fmt::Debug for SandboxNet {
@@ -57,7 +59,40 @@ impl SandboxNet {
             terminator: Arc::new(RwLock::new(None)),
             cancel,
             tracker: TaskTracker::new(),
+            planned: None,
         }
+    }
+
+    /// Remember the fleet's configuration, so faults resolve against it while the sandbox is
+    /// not running (`plan`).
+    pub fn with_plan(mut self, config: LocalTarget) -> Self {
+        self.planned = Some(Arc::new(config));
+        self
+    }
+
+    /// The fleet's configuration, if given with [`SandboxNet::with_plan`].
+    pub fn planned(&self) -> Option<&LocalTarget> {
+        self.planned.as_deref()
+    }
+
+    /// Whether the sandbox's servers run (the fleet started), as opposed to only planned.
+    pub fn is_running(&self) -> bool {
+        self.dns().is_some() || !self.proxies.services().is_empty()
+    }
+
+    /// Every spot instance name the planned fleet will have.
+    pub fn planned_instances(&self) -> Vec<String> {
+        self.planned()
+            .map(|c| {
+                c.services
+                    .iter()
+                    .flat_map(|svc| {
+                        let size = svc.instance_size.max(1);
+                        (0..svc.replicas.div_ceil(size)).map(|i| instance_name(&svc.name, i))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Start the DNS server (`127.0.0.1:0` picks a port); its address is what fleet

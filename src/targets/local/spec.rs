@@ -288,6 +288,9 @@ fn default_notice() -> Dur {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SpotSpec {
+    /// Only instances running this service's replicas (default: any instance).
+    #[serde(default)]
+    pub service: Option<String>,
     /// How many instances (a number, default 1) or which ones (a list of names).
     #[serde(default = "default_instances")]
     pub instances: InstanceSelector,
