@@ -89,7 +89,10 @@ pub fn serve(steps: Vec<Step>) -> Mock {
         let mut seen = Vec::new();
         for (i, s) in steps.into_iter().enumerate() {
             let Some((req, send)) = handle.next_request().await else {
-                panic!("request #{i} ({} {}) was expected but the client was dropped; seen: {seen:#?}", s.method, s.path);
+                panic!(
+                    "request #{i} ({} {}) was expected but the client was dropped; seen: {seen:#?}",
+                    s.method, s.path
+                );
             };
             let (parts, body) = req.into_parts();
             let bytes = body.collect_bytes().await.expect("request body");
@@ -113,7 +116,13 @@ pub fn serve(steps: Vec<Step>) -> Mock {
                 "request #{i}: unexpected request {got:#?}"
             );
             for (k, v) in &s.query {
-                assert_eq!(got.query.get(*k), Some(v), "request #{i} {} {}: query {k}", s.method, s.path);
+                assert_eq!(
+                    got.query.get(*k),
+                    Some(v),
+                    "request #{i} {} {}: query {k}",
+                    s.method,
+                    s.path
+                );
             }
             seen.push(got);
             let resp = Response::builder()
@@ -124,7 +133,11 @@ pub fn serve(steps: Vec<Step>) -> Mock {
             send.send_response(resp);
         }
         if let Some((req, _)) = handle.next_request().await {
-            panic!("unexpected extra request {} {}; seen so far: {seen:#?}", req.method(), req.uri());
+            panic!(
+                "unexpected extra request {} {}; seen so far: {seen:#?}",
+                req.method(),
+                req.uri()
+            );
         }
         seen
     });

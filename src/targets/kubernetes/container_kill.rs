@@ -32,7 +32,7 @@ pub struct ContainerKillUndo {
     pub containers: Vec<String>,
     /// Prefix of the ephemeral containers' names.
     pub container: String,
-    /// The signal.
+    /// The signal, as `kill -s` names it (`TERM`).
     pub signal: String,
     /// Image of the ephemeral containers.
     pub image: String,
@@ -49,7 +49,9 @@ pub struct ContainerKill {
 /// goes with it and this container is killed too; if it is still here after a while, the
 /// process ignored the signal, which the container's exit code (1) records.
 pub fn kill_script(signal: &str) -> String {
-    format!("kill -s {signal} 1 || exit 1\nsleep 30\necho 'pid 1 survived SIG{signal}' >&2\nexit 1\n")
+    format!(
+        "kill -s {signal} 1 || exit 1\nsleep 30\necho 'pid 1 survived SIG{signal}' >&2\nexit 1\n"
+    )
 }
 
 impl ContainerKill {
@@ -67,23 +69,36 @@ impl Fault for ContainerKill {
 
     async fn resolve(&self) -> Result<Resolution, TargetError> {
         let s = &self.spec;
-        Ok(resolve_pods(&self.shared, &self.name, &s.selector, s.mode, s.value, s.max_targets)
-            .await?
-            .1)
+        Ok(resolve_pods(
+            &self.shared,
+            &self.name,
+            &s.selector,
+            s.mode,
+            s.value,
+            s.max_targets,
+        )
+        .await?
+        .1)
     }
 
     async fn prepare(&self) -> Result<Prepared, TargetError> {
         let s = &self.spec;
         s.validate()
             .map_err(|e| TargetError::Invalid(format!("fault {}: {e}", self.name)))?;
-        let (pods, res) =
-            resolve_pods(&self.shared, &self.name, &s.selector, s.mode, s.value, s.max_targets)
-                .await?;
+        let (pods, res) = resolve_pods(
+            &self.shared,
+            &self.name,
+            &s.selector,
+            s.mode,
+            s.value,
+            s.max_targets,
+        )
+        .await?;
         let undo = ContainerKillUndo {
             pods,
             containers: s.container_names.clone(),
             container: instance_name("gameday-kill"),
-            signal: s.signal.clone(),
+            signal: s.signal.kill_name().to_string(),
             image: s.image.clone(),
         };
         Ok(Prepared {
@@ -98,7 +113,8 @@ impl Fault for ContainerKill {
         ephemeral::ensure_supported(&self.shared).await?;
         for pod in &undo.pods {
             let containers = if undo.containers.is_empty() {
-                let api: Api<Pod> = Api::namespaced(self.shared.kube.client.clone(), &pod.namespace);
+                let api: Api<Pod> =
+                    Api::namespaced(self.shared.kube.client.clone(), &pod.namespace);
                 match api.get(&pod.name).await {
                     Ok(p) => p
                         .spec
@@ -106,7 +122,13 @@ impl Fault for ContainerKill {
                         .into_iter()
                         .collect(),
                     Err(e) if is_not_found(&e) => continue,
-                    Err(e) => return Err(op_err("get pod", format!("{}/{}", pod.namespace, pod.name), e)),
+                    Err(e) => {
+                        return Err(op_err(
+                            "get pod",
+                            format!("{}/{}", pod.namespace, pod.name),
+                            e,
+                        ))
+                    }
                 }
             } else {
                 undo.containers.clone()

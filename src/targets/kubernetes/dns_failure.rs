@@ -90,7 +90,9 @@ fn template_block(name: &str, rcode: DnsRcode, indent: &str) -> String {
     };
     let mut b = format!("{indent}template ANY ANY {zone} {{\n");
     if let Some(r) = regex {
-        b.push_str(&format!("{indent}    match \"{r}\"\n{indent}    fallthrough\n"));
+        b.push_str(&format!(
+            "{indent}    match \"{r}\"\n{indent}    fallthrough\n"
+        ));
     }
     b.push_str(&format!("{indent}    rcode {rcode}\n{indent}}}\n"));
     b
@@ -143,10 +145,17 @@ fn chain(container: &str) -> String {
 /// A DNS name in wire form as an iptables `--hex-string`: `example.com` becomes
 /// `|07|example|03|com|00|`, which matches the name and every subdomain in a query.
 pub fn wire_hex(name: &str) -> String {
-    let bare = name.strip_prefix("*.").unwrap_or(name).trim_end_matches('.');
+    let bare = name
+        .strip_prefix("*.")
+        .unwrap_or(name)
+        .trim_end_matches('.');
     let mut s = String::new();
     for label in bare.split('.') {
-        s.push_str(&format!("|{:02x}|{}", label.len(), label.to_ascii_lowercase()));
+        s.push_str(&format!(
+            "|{:02x}|{}",
+            label.len(),
+            label.to_ascii_lowercase()
+        ));
     }
     s.push_str("|00|");
     s
@@ -246,9 +255,15 @@ impl DnsFailure {
             }
             DnsScope::Pod => {
                 let sel = s.selector.clone().unwrap_or_default();
-                let (pods, res) =
-                    resolve_pods(&self.shared, &self.name, &sel, s.mode, s.value, s.max_targets)
-                        .await?;
+                let (pods, res) = resolve_pods(
+                    &self.shared,
+                    &self.name,
+                    &sel,
+                    s.mode,
+                    s.value,
+                    s.max_targets,
+                )
+                .await?;
                 Ok((Some(pods), res))
             }
         }
@@ -325,7 +340,9 @@ impl Fault for DnsFailure {
                     Api::namespaced(self.shared.kube.client.clone(), &namespace);
                 api.patch(&configmap, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
-                    .map_err(|e| op_err("patch configmap", format!("{namespace}/{configmap}"), e))?;
+                    .map_err(|e| {
+                        op_err("patch configmap", format!("{namespace}/{configmap}"), e)
+                    })?;
                 tracing::info!(fault = %self.name, configmap = %format!("{namespace}/{configmap}"), "corefile patched");
                 Ok(())
             }
@@ -338,7 +355,13 @@ impl Fault for DnsFailure {
                 ephemeral::ensure_supported(&self.shared).await?;
                 let script = pod_inject_script(&container, &names, seconds_until(deadline));
                 for pod in &pods {
-                    let ec = ephemeral::container(&container, &image, script.clone(), &["NET_ADMIN"], None);
+                    let ec = ephemeral::container(
+                        &container,
+                        &image,
+                        script.clone(),
+                        &["NET_ADMIN"],
+                        None,
+                    );
                     if let Err(e) = ephemeral::add(&self.shared, pod, ec, None).await {
                         if let Err(re) = revert(&self.shared, &prepared.undo).await {
                             tracing::error!(fault = %self.name, error = %re, "cleanup after a failed inject failed; the ledger keeps it for recover");
@@ -403,7 +426,13 @@ pub async fn revert(shared: &Shared, undo: &serde_json::Value) -> Result<(), Tar
         } => {
             let undo_name = format!("{container}-undo");
             for pod in &pods {
-                let ec = ephemeral::container(&undo_name, &image, pod_undo_script(&container), &["NET_ADMIN"], None);
+                let ec = ephemeral::container(
+                    &undo_name,
+                    &image,
+                    pod_undo_script(&container),
+                    &["NET_ADMIN"],
+                    None,
+                );
                 let added: Added = ephemeral::add(shared, pod, ec, Some(&container)).await?;
                 tracing::info!(pod = %pod.target(), ?added, "dns cleanup container");
             }
@@ -420,7 +449,10 @@ mod tests {
 
     #[test]
     fn corefile_patch_inserts_templates_and_keeps_the_rest() {
-        let names = vec!["payments.shop.svc.cluster.local".to_string(), "*.example.com".to_string()];
+        let names = vec![
+            "payments.shop.svc.cluster.local".to_string(),
+            "*.example.com".to_string(),
+        ];
         let p = patch_corefile(KUBEADM, &names, DnsRcode::Servfail, "dns").unwrap();
         assert!(p.starts_with(".:53 {\n    # gameday dns_failure dns begin\n    template ANY ANY payments.shop.svc.cluster.local {\n        rcode SERVFAIL\n    }\n"), "{p}");
         assert!(p.contains("    template ANY ANY example.com {\n        match \"^.+\\.example\\.com\\.$\"\n        fallthrough\n        rcode SERVFAIL\n    }\n"), "{p}");
@@ -442,7 +474,8 @@ mod tests {
 
     #[test]
     fn every_top_level_block_is_patched() {
-        let two = "example.org:53 {\n    forward . 1.1.1.1\n}\n.:53 {\n    forward . /etc/resolv.conf\n}";
+        let two =
+            "example.org:53 {\n    forward . 1.1.1.1\n}\n.:53 {\n    forward . /etc/resolv.conf\n}";
         let p = patch_corefile(two, &["x.y".into()], DnsRcode::Nxdomain, "f").unwrap();
         assert_eq!(p.matches("template ANY ANY x.y").count(), 2);
     }
@@ -456,10 +489,18 @@ mod tests {
     #[test]
     fn pod_scripts_hook_and_unhook_one_chain() {
         let s = pod_inject_script("gameday-dns-0a1b2c3d", &["a.io".into()], 30);
-        assert!(s.starts_with("iptables -N GAMEDAY-DNS-0a1b2c3d || exit 1\n"), "{s}");
-        assert_eq!(s.matches("--hex-string '|01|a|02|io|00|' -j DROP").count(), 2);
+        assert!(
+            s.starts_with("iptables -N GAMEDAY-DNS-0a1b2c3d || exit 1\n"),
+            "{s}"
+        );
+        assert_eq!(
+            s.matches("--hex-string '|01|a|02|io|00|' -j DROP").count(),
+            2
+        );
         assert!(s.contains("iptables -I OUTPUT -j GAMEDAY-DNS-0a1b2c3d"));
         assert!(s.contains("sleep 30 &"));
-        assert!(pod_undo_script("gameday-dns-0a1b2c3d").contains("iptables -X GAMEDAY-DNS-0a1b2c3d"));
+        assert!(
+            pod_undo_script("gameday-dns-0a1b2c3d").contains("iptables -X GAMEDAY-DNS-0a1b2c3d")
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! file per fault kind ([`pod_kill`], [`container_kill`], [`node_drain`],
 //! [`network_latency`], [`dns_failure`]), [`ephemeral`] for the ephemeral-container
 //! plumbing two of them share, [`preflight`] for `plan`'s checks and [`probe`] for the
-//! hypothesis. Every fault records in its [`Prepared::undo`] what [`Target::revert`] needs,
+//! hypothesis. Every fault records in its [`crate::targets::Prepared::undo`] what [`Target::revert`] needs,
 //! so `gameday recover` in a fresh process can undo it from the ledger alone.
 
 use std::collections::BTreeSet;
@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
-use crate::targets::{Fault, Finding, Prepared, Target, TargetError};
+use crate::targets::{Fault, Finding, Target, TargetError};
 
 pub mod client;
 pub mod container_kill;
@@ -138,7 +138,7 @@ impl KubeFaultSpec {
 }
 
 /// What `ledger_config` records, and `from_ledger_config` reads back in `gameday recover`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LedgerConfig {
     /// The kube context the run used (the one its faults landed on).
     pub context: String,
@@ -207,9 +207,7 @@ impl KubernetesTarget {
             KubeFaultSpec::NetworkLatency(s) => {
                 Box::new(network_latency::NetworkLatency::new(shared, name, s))
             }
-            KubeFaultSpec::DnsFailure(s) => {
-                Box::new(dns_failure::DnsFailure::new(shared, name, s))
-            }
+            KubeFaultSpec::DnsFailure(s) => Box::new(dns_failure::DnsFailure::new(shared, name, s)),
         }
     }
 }

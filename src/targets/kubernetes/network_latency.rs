@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::ephemeral::{self, sh_quote, Added};
+use super::ephemeral::{self, sh_quote};
 use super::pods::{resolve_pods, PodRef};
-use super::spec::{parse_duration, NetworkLatencySpec};
+use super::spec::NetworkLatencySpec;
 use super::{parse_undo, Shared};
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
 
@@ -93,12 +93,6 @@ impl NetworkLatency {
     }
 }
 
-fn ms(field: &str, text: &str) -> Result<u64, TargetError> {
-    parse_duration(field, text)
-        .map(|d| d.as_millis() as u64)
-        .map_err(|e| TargetError::Invalid(e.to_string()))
-}
-
 #[async_trait]
 impl Fault for NetworkLatency {
     fn kind(&self) -> &'static str {
@@ -107,9 +101,15 @@ impl Fault for NetworkLatency {
 
     async fn resolve(&self) -> Result<Resolution, TargetError> {
         let s = &self.spec;
-        let (_, res) =
-            resolve_pods(&self.shared, &self.name, &s.selector, s.mode, s.value, s.max_targets)
-                .await?;
+        let (_, res) = resolve_pods(
+            &self.shared,
+            &self.name,
+            &s.selector,
+            s.mode,
+            s.value,
+            s.max_targets,
+        )
+        .await?;
         Ok(res)
     }
 
@@ -117,16 +117,22 @@ impl Fault for NetworkLatency {
         let s = &self.spec;
         s.validate()
             .map_err(|e| TargetError::Invalid(format!("fault {}: {e}", self.name)))?;
-        let (pods, res) =
-            resolve_pods(&self.shared, &self.name, &s.selector, s.mode, s.value, s.max_targets)
-                .await?;
+        let (pods, res) = resolve_pods(
+            &self.shared,
+            &self.name,
+            &s.selector,
+            s.mode,
+            s.value,
+            s.max_targets,
+        )
+        .await?;
         let undo = NetworkLatencyUndo {
             pods,
             container: instance_name("gameday-netem"),
             interface: s.interface.clone(),
             image: s.image.clone(),
-            latency_ms: ms("latency", &s.latency)?,
-            jitter_ms: s.jitter.as_deref().map(|j| ms("jitter", j)).transpose()?,
+            latency_ms: s.latency.get().as_millis() as u64,
+            jitter_ms: s.jitter.map(|j| j.get().as_millis() as u64),
             loss_percent: s.loss_percent,
         };
         Ok(Prepared {
@@ -143,7 +149,13 @@ impl Fault for NetworkLatency {
         ephemeral::ensure_supported(&self.shared).await?;
         let script = inject_script(&undo, seconds_until(deadline));
         for pod in &undo.pods {
-            let ec = ephemeral::container(&undo.container, &undo.image, script.clone(), &["NET_ADMIN"], None);
+            let ec = ephemeral::container(
+                &undo.container,
+                &undo.image,
+                script.clone(),
+                &["NET_ADMIN"],
+                None,
+            );
             match ephemeral::add(&self.shared, pod, ec, None).await {
                 Ok(added) => {
                     tracing::info!(fault = %self.name, pod = %pod.target(), ?added, "netem container")
@@ -165,7 +177,13 @@ pub async fn revert(shared: &Shared, undo: &serde_json::Value) -> Result<(), Tar
     let undo: NetworkLatencyUndo = parse_undo(KIND, undo)?;
     let undo_name = format!("{}-undo", undo.container);
     for pod in &undo.pods {
-        let ec = ephemeral::container(&undo_name, &undo.image, undo_script(&undo.interface), &["NET_ADMIN"], None);
+        let ec = ephemeral::container(
+            &undo_name,
+            &undo.image,
+            undo_script(&undo.interface),
+            &["NET_ADMIN"],
+            None,
+        );
         let added = ephemeral::add(shared, pod, ec, Some(&undo.container)).await?;
         tracing::info!(pod = %pod.target(), ?added, "netem cleanup container");
     }
@@ -191,11 +209,19 @@ mod tests {
     #[test]
     fn inject_script_applies_then_removes_at_the_deadline() {
         let s = inject_script(&undo(), 90);
-        assert!(s.starts_with("tc qdisc replace dev 'eth0' root netem delay 100ms 20ms loss 1.5% || exit 1"), "{s}");
+        assert!(
+            s.starts_with(
+                "tc qdisc replace dev 'eth0' root netem delay 100ms 20ms loss 1.5% || exit 1"
+            ),
+            "{s}"
+        );
         assert!(s.contains("sleep 90 &"));
         assert!(s.contains("trap cleanup TERM INT"));
         assert!(s.trim_end().ends_with("cleanup"));
-        assert_eq!(undo_script("eth0"), "tc qdisc del dev 'eth0' root 2>/dev/null; true\n");
+        assert_eq!(
+            undo_script("eth0"),
+            "tc qdisc del dev 'eth0' root 2>/dev/null; true\n"
+        );
     }
 
     #[test]

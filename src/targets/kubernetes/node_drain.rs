@@ -22,7 +22,7 @@ use serde_json::json;
 use super::client::{api_code, is_not_found, list_all, op_err};
 use super::pods::PodRef;
 use super::select::{field_selector, filter_nodes, label_selector, pick};
-use super::spec::{parse_duration, NodeDrainSpec};
+use super::spec::NodeDrainSpec;
 use super::{parse_undo, Shared};
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
 
@@ -101,7 +101,11 @@ pub async fn pods_to_evict(shared: &Shared, node: &str) -> Result<Vec<PodRef>, T
 }
 
 /// Mark a node (un)schedulable with a merge patch (what `kubectl cordon` sends).
-pub async fn set_unschedulable(shared: &Shared, node: &str, value: bool) -> Result<(), kube::Error> {
+pub async fn set_unschedulable(
+    shared: &Shared,
+    node: &str,
+    value: bool,
+) -> Result<(), kube::Error> {
     let api: Api<Node> = Api::all(shared.kube.client.clone());
     let patch = json!({ "spec": { "unschedulable": value } });
     api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
@@ -190,12 +194,16 @@ impl NodeDrain {
         Self { shared, name, spec }
     }
 
-    async fn resolve_nodes(&self) -> Result<(Vec<DrainedNode>, Vec<PodRef>, Resolution), TargetError> {
+    async fn resolve_nodes(
+        &self,
+    ) -> Result<(Vec<DrainedNode>, Vec<PodRef>, Resolution), TargetError> {
         let s = &self.spec;
-        s.mode.check_value(s.value).map_err(|e| TargetError::Selection {
-            fault: self.name.clone(),
-            reason: e.to_string(),
-        })?;
+        s.mode
+            .check_value(s.value)
+            .map_err(|e| TargetError::Selection {
+                fault: self.name.clone(),
+                reason: e.to_string(),
+            })?;
         let sel = &s.selector;
         let mut lp = ListParams::default();
         if let Some(l) = label_selector(&sel.label_selectors, sel.expression_selector.as_deref()) {
@@ -216,11 +224,17 @@ impl NodeDrain {
             });
         }
         let n = eligible.len();
-        let picked = pick(eligible, s.mode, s.value, s.max_targets, &mut rand::thread_rng())
-            .map_err(|e| TargetError::Selection {
-                fault: self.name.clone(),
-                reason: e.to_string(),
-            })?;
+        let picked = pick(
+            eligible,
+            s.mode,
+            s.value,
+            s.max_targets,
+            &mut rand::thread_rng(),
+        )
+        .map_err(|e| TargetError::Selection {
+            fault: self.name.clone(),
+            reason: e.to_string(),
+        })?;
         let mut nodes: Vec<DrainedNode> = picked
             .iter()
             .map(|n| DrainedNode {
@@ -319,14 +333,7 @@ impl Fault for NodeDrain {
             .validate()
             .map_err(|e| TargetError::Invalid(format!("fault {}: {e}", self.name)))?;
         let (nodes, pods, res) = self.resolve_nodes().await?;
-        let grace_period_seconds = match &self.spec.grace_period {
-            Some(g) => Some(
-                parse_duration("grace_period", g)
-                    .map_err(|e| TargetError::Invalid(e.to_string()))?
-                    .as_secs() as u32,
-            ),
-            None => None,
-        };
+        let grace_period_seconds = self.spec.grace_period.map(|g| g.get().as_secs() as u32);
         let undo = NodeDrainUndo {
             nodes,
             pods,

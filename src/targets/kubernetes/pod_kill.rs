@@ -1,9 +1,9 @@
-//! `pod_kill`: delete selected pods with a grace period, once or every `interval` until
-//! the fault ends. Irreversible (a deleted pod is gone; its controller makes a new one),
+//! `pod_kill`: delete selected pods with a grace period, once or on every tick of the
+//! fault entry's `every`. Irreversible (a deleted pod is gone; its controller makes a new one),
 //! and marked so in the ledger.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{api_code, op_err};
 use super::pods::{resolve_pods, PodRef};
-use super::spec::{parse_duration, PodKillSpec};
+use super::spec::PodKillSpec;
 use super::{parse_undo, Shared};
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
 
@@ -23,12 +23,10 @@ pub const KIND: &str = "pod_kill";
 /// The ledger record. Nothing to undo; it says what was (and will be) hit.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PodKillUndo {
-    /// Pods of the first round.
+    /// Pods deleted.
     pub pods: Vec<PodRef>,
     /// Grace period of each delete, if not the pods' own.
     pub grace_period_seconds: Option<u32>,
-    /// Repeat interval, if the fault repeats (later rounds select afresh).
-    pub interval_ms: Option<u64>,
 }
 
 /// A bound `pod_kill` fault.
@@ -44,21 +42,17 @@ impl PodKill {
         Self { shared, name, spec }
     }
 
-    fn grace(&self) -> Result<Option<u32>, TargetError> {
-        self.spec
-            .grace_period
-            .as_deref()
-            .map(|g| {
-                parse_duration("grace_period", g)
-                    .map(|d| d.as_secs() as u32)
-                    .map_err(|e| TargetError::Invalid(e.to_string()))
-            })
-            .transpose()
-    }
-
     async fn resolve_refs(&self) -> Result<(Vec<PodRef>, Resolution), TargetError> {
         let s = &self.spec;
-        resolve_pods(&self.shared, &self.name, &s.selector, s.mode, s.value, s.max_targets).await
+        resolve_pods(
+            &self.shared,
+            &self.name,
+            &s.selector,
+            s.mode,
+            s.value,
+            s.max_targets,
+        )
+        .await
     }
 }
 
@@ -105,18 +99,9 @@ impl Fault for PodKill {
             .validate()
             .map_err(|e| TargetError::Invalid(format!("fault {}: {e}", self.name)))?;
         let (pods, res) = self.resolve_refs().await?;
-        let interval_ms = match &self.spec.interval {
-            Some(i) => Some(
-                parse_duration("interval", i)
-                    .map_err(|e| TargetError::Invalid(e.to_string()))?
-                    .as_millis() as u64,
-            ),
-            None => None,
-        };
         let undo = PodKillUndo {
             pods,
-            grace_period_seconds: self.grace()?,
-            interval_ms,
+            grace_period_seconds: self.spec.grace_seconds(),
         };
         Ok(Prepared {
             targets: res.targets,
@@ -125,32 +110,14 @@ impl Fault for PodKill {
         })
     }
 
-    /// Kill the prepared pods; with an `interval`, select afresh and kill again every
-    /// interval until `deadline`. The engine may drop this future to end the fault early.
-    async fn inject(&self, prepared: &Prepared, deadline: SystemTime) -> Result<(), TargetError> {
+    /// Delete the prepared pods. Repeats (`every`) are new prepare/inject rounds driven
+    /// by the engine, each selecting afresh and each in the ledger first.
+    async fn inject(&self, prepared: &Prepared, _deadline: SystemTime) -> Result<(), TargetError> {
         let undo: PodKillUndo = parse_undo(KIND, &prepared.undo)?;
         for pod in &undo.pods {
             let deleted = delete_pod(&self.shared, pod, undo.grace_period_seconds).await?;
             tracing::info!(fault = %self.name, pod = %pod.target(), deleted, "pod_kill");
         }
-        let Some(ms) = undo.interval_ms else {
-            return Ok(());
-        };
-        let interval = Duration::from_millis(ms);
-        loop {
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            if left <= interval {
-                // No further round fits before the fault ends; the engine times the rest.
-                return Ok(());
-            }
-            tokio::time::sleep(interval).await;
-            let (pods, _) = self.resolve_refs().await?;
-            for pod in &pods {
-                let deleted = delete_pod(&self.shared, pod, undo.grace_period_seconds).await?;
-                tracing::info!(fault = %self.name, pod = %pod.target(), deleted, "pod_kill (repeat)");
-            }
-        }
+        Ok(())
     }
 }

@@ -80,12 +80,18 @@ pub async fn resolve_pods(
     value: Option<u32>,
     cap: Option<usize>,
 ) -> Result<(Vec<PodRef>, Resolution), TargetError> {
-    mode.check_value(value).map_err(|e| TargetError::Selection {
-        fault: fault.to_string(),
-        reason: e.to_string(),
-    })?;
+    mode.check_value(value)
+        .map_err(|e| TargetError::Selection {
+            fault: fault.to_string(),
+            reason: e.to_string(),
+        })?;
     let pods = list_matching(shared, sel).await?;
-    let filtered = filter_pods(pods, sel, &shared.protected, shared.config.allow_protected_namespaces);
+    let filtered = filter_pods(
+        pods,
+        sel,
+        &shared.protected,
+        shared.config.allow_protected_namespaces,
+    );
     let eligible = filtered.eligible.len();
     if eligible == 0 {
         let mut reason = "no eligible pod matches the selector".to_string();
@@ -98,12 +104,13 @@ pub async fn resolve_pods(
             reason,
         });
     }
-    let picked = pick(filtered.eligible, mode, value, cap, &mut rand::thread_rng()).map_err(
-        |e| TargetError::Selection {
-            fault: fault.to_string(),
-            reason: e.to_string(),
-        },
-    )?;
+    let picked =
+        pick(filtered.eligible, mode, value, cap, &mut rand::thread_rng()).map_err(|e| {
+            TargetError::Selection {
+                fault: fault.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
     let mut refs: Vec<PodRef> = picked.iter().map(PodRef::of).collect();
     refs.sort_by_key(|r| (r.namespace.clone(), r.name.clone()));
     let resolution = Resolution {

@@ -15,10 +15,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -26,7 +26,9 @@ use kube::api::{ListParams, PostParams};
 use kube::Api;
 
 use super::client::{is_not_found, list_all, op_err};
-use super::{container_kill, dns_failure, ephemeral, network_latency, node_drain, pod_kill, Shared};
+use super::{
+    container_kill, dns_failure, ephemeral, network_latency, node_drain, pod_kill, Shared,
+};
 use crate::targets::{Fault, Finding, Severity, TargetError};
 
 /// One permission the run needs.
@@ -100,7 +102,14 @@ pub fn parse_targets(targets: &[String]) -> Hits {
     h
 }
 
-fn perm(verb: &'static str, group: &'static str, resource: &'static str, sub: &'static str, ns: &str, name: &str) -> Permission {
+fn perm(
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    sub: &'static str,
+    ns: &str,
+    name: &str,
+) -> Permission {
     Permission {
         verb,
         group,
@@ -241,7 +250,10 @@ pub async fn list_pdbs(shared: &Shared, ns: &str) -> Result<Vec<Pdb>, TargetErro
         let status: PodDisruptionBudgetStatus =
             serde_json::from_value(item["status"].clone()).unwrap_or_default();
         out.push(Pdb {
-            name: item["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            name: item["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             selector: spec.selector,
             disruptions_allowed: status.disruptions_allowed,
         });
@@ -335,10 +347,8 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
             let hit: Vec<&Pod> = pods
                 .iter()
                 .filter(|p| {
-                    hits.pods.contains(&(
-                        ns.to_string(),
-                        p.metadata.name.clone().unwrap_or_default(),
-                    ))
+                    hits.pods
+                        .contains(&(ns.to_string(), p.metadata.name.clone().unwrap_or_default()))
                 })
                 .collect();
             if hit.is_empty() {
@@ -348,7 +358,9 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
                 let Some(sel) = &pdb.selector else { continue };
                 let n = hit
                     .iter()
-                    .filter(|p| selector_matches(sel, &p.metadata.labels.clone().unwrap_or_default()))
+                    .filter(|p| {
+                        selector_matches(sel, &p.metadata.labels.clone().unwrap_or_default())
+                    })
                     .count() as i32;
                 if n > pdb.disruptions_allowed {
                     let what = if *kind == node_drain::KIND {
@@ -417,7 +429,11 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
         };
         let by_label = !by_name
             && !api
-                .list(&ListParams::default().labels("k8s-app=node-local-dns").limit(1))
+                .list(
+                    &ListParams::default()
+                        .labels("k8s-app=node-local-dns")
+                        .limit(1),
+                )
                 .await
                 .map_err(|e| op_err("list daemonsets", "kube-system", e))?
                 .items
@@ -459,13 +475,14 @@ mod tests {
         ]);
         assert!(h.pods.contains(&("shop".into(), "web-1".into())));
         assert!(h.nodes.contains("n1"));
-        assert!(h.configmaps.contains(&("kube-system".into(), "coredns".into())));
+        assert!(h
+            .configmaps
+            .contains(&("kube-system".into(), "coredns".into())));
     }
 
     #[test]
     fn label_selectors_evaluate_like_the_api_server() {
-        let labels: BTreeMap<String, String> =
-            [("app".to_string(), "web".to_string())].into();
+        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
         let mut sel = LabelSelector {
             match_labels: Some([("app".to_string(), "web".to_string())].into()),
             match_expressions: None,
@@ -493,7 +510,13 @@ mod tests {
             .iter()
             .map(|p| p.to_string())
             .collect();
-        assert!(ps.contains(&"patch nodes n1 (cluster-wide)".to_string()), "{ps:?}");
-        assert!(ps.contains(&"create pods/eviction in namespace shop".to_string()), "{ps:?}");
+        assert!(
+            ps.contains(&"patch nodes n1 (cluster-wide)".to_string()),
+            "{ps:?}"
+        );
+        assert!(
+            ps.contains(&"create pods/eviction in namespace shop".to_string()),
+            "{ps:?}"
+        );
     }
 }

@@ -127,10 +127,17 @@ mod tests {
     #[test]
     fn restarts_count_increases_and_new_pods() {
         let base = RestartBaseline {
-            counts: [(("a".into(), "app".into()), 2), (("gone".into(), "app".into()), 5)].into(),
+            counts: [
+                (("a".into(), "app".into()), 2),
+                (("gone".into(), "app".into()), 5),
+            ]
+            .into(),
         };
-        let now: BTreeMap<(String, String), i32> =
-            [(("a".into(), "app".into()), 3), (("new".into(), "app".into()), 1)].into();
+        let now: BTreeMap<(String, String), i32> = [
+            (("a".into(), "app".into()), 3),
+            (("new".into(), "app".into()), 1),
+        ]
+        .into();
         assert_eq!(base.restarts_since(&now), 2);
     }
 }

@@ -221,10 +221,7 @@ mod tests {
             Some("app=web,tier=front,env in (a,b)")
         );
         assert_eq!(label_selector(&BTreeMap::new(), Some("  ")), None);
-        assert_eq!(
-            field_selector(&m).as_deref(),
-            Some("app=web,tier=front")
-        );
+        assert_eq!(field_selector(&m).as_deref(), Some("app=web,tier=front"));
         assert_eq!(field_selector(&BTreeMap::new()), None);
     }
 
@@ -235,9 +232,15 @@ mod tests {
         assert_eq!(count_for_mode(Mode::All, None, 10, &mut rng), 10);
         assert_eq!(count_for_mode(Mode::Fixed, Some(3), 10, &mut rng), 3);
         assert_eq!(count_for_mode(Mode::Fixed, Some(30), 10, &mut rng), 10);
-        assert_eq!(count_for_mode(Mode::FixedPercent, Some(50), 10, &mut rng), 5);
+        assert_eq!(
+            count_for_mode(Mode::FixedPercent, Some(50), 10, &mut rng),
+            5
+        );
         assert_eq!(count_for_mode(Mode::FixedPercent, Some(5), 10, &mut rng), 1);
-        assert_eq!(count_for_mode(Mode::FixedPercent, Some(100), 3, &mut rng), 3);
+        assert_eq!(
+            count_for_mode(Mode::FixedPercent, Some(100), 3, &mut rng),
+            3
+        );
         for _ in 0..200 {
             let c = count_for_mode(Mode::RandomMaxPercent, Some(50), 10, &mut rng);
             assert!((1..=5).contains(&c), "random_max_percent picked {c}");
@@ -269,7 +272,13 @@ mod tests {
     fn cap_refuses_instead_of_trimming() {
         let mut rng = StdRng::seed_from_u64(3);
         let err = pick(pods(10), Mode::All, None, Some(3), &mut rng).unwrap_err();
-        assert_eq!(err, CapExceeded { would_hit: 10, cap: 3 });
+        assert_eq!(
+            err,
+            CapExceeded {
+                would_hit: 10,
+                cap: 3
+            }
+        );
         assert_eq!(
             pick(pods(10), Mode::Fixed, Some(3), Some(3), &mut rng)
                 .unwrap()
@@ -287,7 +296,10 @@ mod tests {
             pod("shop", "web-1"),
         ];
         let f = filter_pods(all.clone(), &PodSelector::default(), &protected, false);
-        assert_eq!(f.eligible.iter().map(pod_key).collect::<Vec<_>>(), ["shop/web-1"]);
+        assert_eq!(
+            f.eligible.iter().map(pod_key).collect::<Vec<_>>(),
+            ["shop/web-1"]
+        );
         assert_eq!(f.notes.len(), 2, "{:?}", f.notes);
         assert!(f.notes[0].contains("kube-system"));
         let f = filter_pods(all, &PodSelector::default(), &protected, true);
@@ -303,9 +315,13 @@ mod tests {
         c.metadata.annotations = a.metadata.annotations.clone();
         c.metadata.deletion_timestamp = Some(Time(Default::default()));
         let mut sel = PodSelector::default();
-        sel.annotation_selectors.insert("chaos".into(), "yes".into());
+        sel.annotation_selectors
+            .insert("chaos".into(), "yes".into());
         let f = filter_pods(vec![a.clone(), b.clone(), c], &sel, &BTreeSet::new(), false);
-        assert_eq!(f.eligible.iter().map(pod_key).collect::<Vec<_>>(), ["shop/web-1"]);
+        assert_eq!(
+            f.eligible.iter().map(pod_key).collect::<Vec<_>>(),
+            ["shop/web-1"]
+        );
         assert!(f.notes[0].contains("terminating"));
 
         let sel = PodSelector {
@@ -314,7 +330,10 @@ mod tests {
             ..Default::default()
         };
         let f = filter_pods(vec![a, b], &sel, &BTreeSet::new(), false);
-        assert_eq!(f.eligible.iter().map(pod_key).collect::<Vec<_>>(), ["shop/web-2"]);
+        assert_eq!(
+            f.eligible.iter().map(pod_key).collect::<Vec<_>>(),
+            ["shop/web-2"]
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::scenario::duration::Dur;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +107,8 @@ pub struct NodeSelector {
     pub names: Vec<String>,
 }
 
-/// `pod_kill`: delete pods with a grace period, once or every `interval`.
+/// `pod_kill`: delete pods with a grace period; once, or again on every tick of the
+/// fault entry's `every`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct PodKillSpec {
@@ -122,11 +125,7 @@ pub struct PodKillSpec {
     pub max_targets: Option<usize>,
     /// Grace period of the delete (`0s` kills at once). Default: the pod's own.
     #[serde(default)]
-    pub grace_period: Option<String>,
-    /// Kill again every interval (fresh selection each time) until the fault ends.
-    /// Absent: kill once.
-    #[serde(default)]
-    pub interval: Option<String>,
+    pub grace_period: Option<Dur>,
 }
 
 /// `container_kill`: kill containers of selected pods (their main process gets SIGKILL
@@ -149,11 +148,11 @@ pub struct ContainerKillSpec {
     /// The containers to kill in each pod. Empty: the pod's first container.
     #[serde(default)]
     pub container_names: Vec<String>,
-    /// Signal sent to the container's main process: `TERM` (default), `INT`, `QUIT` or
-    /// `HUP`. Not `KILL`: the kernel never delivers SIGKILL to a PID namespace's first
-    /// process from inside that namespace, which is where the ephemeral container sits.
-    #[serde(default = "default_signal")]
-    pub signal: String,
+    /// Signal sent to the container's main process (default `SIGTERM`). Not SIGKILL: the
+    /// kernel never delivers SIGKILL to a PID namespace's first process from inside that
+    /// namespace, which is where the ephemeral container sits.
+    #[serde(default)]
+    pub signal: ContainerSignal,
     /// Image of the ephemeral container that sends the signal (needs `kill`).
     #[serde(default = "default_tool_image")]
     pub image: String,
@@ -178,10 +177,10 @@ pub struct NodeDrainSpec {
     /// How long to keep retrying evictions that a PodDisruptionBudget refuses (429)
     /// before the fault fails (the node stays cordoned until revert). Default `5m`.
     #[serde(default)]
-    pub eviction_timeout: Option<String>,
+    pub eviction_timeout: Option<Dur>,
     /// Grace period passed with each eviction. Default: the pod's own.
     #[serde(default)]
-    pub grace_period: Option<String>,
+    pub grace_period: Option<Dur>,
 }
 
 /// `network_latency`: delay (and optionally drop) the traffic of selected pods with
@@ -201,10 +200,10 @@ pub struct NetworkLatencySpec {
     #[serde(default)]
     pub max_targets: Option<usize>,
     /// Added delay on egress, e.g. `100ms`.
-    pub latency: String,
+    pub latency: Dur,
     /// Random variation of the delay, e.g. `20ms`.
     #[serde(default)]
-    pub jitter: Option<String>,
+    pub jitter: Option<Dur>,
     /// Percentage of egress packets dropped (0 to 100).
     #[serde(default)]
     pub loss_percent: Option<f64>,
@@ -340,9 +339,36 @@ fn default_tool_image() -> String {
     // netshoot ships tc, iptables, kill and sh in one image; pinned so a run is repeatable.
     "nicolaka/netshoot:v0.13".to_string()
 }
-fn default_signal() -> String {
-    "TERM".to_string()
+/// Signals `container_kill` can deliver to a container's main process.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum ContainerSignal {
+    /// A polite stop; most servers exit on it.
+    #[default]
+    #[serde(rename = "SIGTERM")]
+    Sigterm,
+    /// Interrupt, as Ctrl-C.
+    #[serde(rename = "SIGINT")]
+    Sigint,
+    /// Quit (many runtimes dump threads and exit).
+    #[serde(rename = "SIGQUIT")]
+    Sigquit,
+    /// Hang-up.
+    #[serde(rename = "SIGHUP")]
+    Sighup,
 }
+
+impl ContainerSignal {
+    /// The name `kill -s` takes.
+    pub fn kill_name(self) -> &'static str {
+        match self {
+            ContainerSignal::Sigterm => "TERM",
+            ContainerSignal::Sigint => "INT",
+            ContainerSignal::Sigquit => "QUIT",
+            ContainerSignal::Sighup => "HUP",
+        }
+    }
+}
+
 fn default_interface() -> String {
     "eth0".to_string()
 }
@@ -356,29 +382,9 @@ fn default_corefile_key() -> String {
     "Corefile".to_string()
 }
 
-/// Parse a scenario duration (`30s`, `2m`, `500ms`). The one place that does, so that it
-/// can become `crate::scenario::duration::Dur` when the scenario model lands.
-pub fn parse_duration(field: &str, text: &str) -> Result<Duration, SpecError> {
-    humantime::parse_duration(text.trim()).map_err(|e| SpecError::Duration {
-        field: field.to_string(),
-        text: text.to_string(),
-        reason: e.to_string(),
-    })
-}
-
 /// A Kubernetes fault or probe spec that cannot be used as written.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
-    /// A duration did not parse.
-    #[error("{field}: `{text}` is not a duration ({reason}); write e.g. `30s`, `2m`, `500ms`")]
-    Duration {
-        /// The field.
-        field: String,
-        /// What was written.
-        text: String,
-        /// The parser's complaint.
-        reason: String,
-    },
     /// `value` is missing or out of range for the mode.
     #[error("mode {mode}: {reason}")]
     ModeValue {
@@ -445,7 +451,8 @@ fn check_names(names: &[String]) -> Result<(), SpecError> {
             && bare.split('.').all(|l| {
                 !l.is_empty()
                     && l.len() <= 63
-                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             });
         if !ok {
             return Err(SpecError::Field {
@@ -460,36 +467,19 @@ fn check_names(names: &[String]) -> Result<(), SpecError> {
 impl PodKillSpec {
     /// Check everything that can be checked without a cluster (`gameday validate`).
     pub fn validate(&self) -> Result<(), SpecError> {
-        self.mode.check_value(self.value)?;
-        if let Some(g) = &self.grace_period {
-            parse_duration("grace_period", g)?;
-        }
-        if let Some(i) = &self.interval {
-            if parse_duration("interval", i)?.is_zero() {
-                return Err(SpecError::Field {
-                    field: "interval".into(),
-                    reason: "must be longer than zero".into(),
-                });
-            }
-        }
-        Ok(())
+        self.mode.check_value(self.value)
+    }
+
+    /// The grace period in whole seconds, as the API takes it.
+    pub fn grace_seconds(&self) -> Option<u32> {
+        self.grace_period.map(|d| d.get().as_secs() as u32)
     }
 }
 
 impl ContainerKillSpec {
     /// Check everything that can be checked without a cluster.
     pub fn validate(&self) -> Result<(), SpecError> {
-        self.mode.check_value(self.value)?;
-        if !["TERM", "INT", "QUIT", "HUP"].contains(&self.signal.as_str()) {
-            return Err(SpecError::Field {
-                field: "signal".into(),
-                reason: format!(
-                    "`{}` is not one of TERM, INT, QUIT, HUP (SIGKILL cannot reach a container's main process from an ephemeral container)",
-                    self.signal
-                ),
-            });
-        }
-        Ok(())
+        self.mode.check_value(self.value)
     }
 }
 
@@ -497,20 +487,19 @@ impl NodeDrainSpec {
     /// Check everything that can be checked without a cluster.
     pub fn validate(&self) -> Result<(), SpecError> {
         self.mode.check_value(self.value)?;
-        if let Some(t) = &self.eviction_timeout {
-            parse_duration("eviction_timeout", t)?;
-        }
-        if let Some(g) = &self.grace_period {
-            parse_duration("grace_period", g)?;
+        if self.eviction_timeout.is_some_and(|t| t.get().is_zero()) {
+            return Err(SpecError::Field {
+                field: "eviction_timeout".into(),
+                reason: "must be longer than zero".into(),
+            });
         }
         Ok(())
     }
 
-    /// How long evictions blocked by a PodDisruptionBudget are retried.
+    /// How long evictions blocked by a PodDisruptionBudget are retried (default 5 min).
     pub fn eviction_timeout(&self) -> Duration {
         self.eviction_timeout
-            .as_deref()
-            .and_then(|t| parse_duration("eviction_timeout", t).ok())
+            .map(Dur::get)
             .unwrap_or(Duration::from_secs(300))
     }
 }
@@ -519,9 +508,11 @@ impl NetworkLatencySpec {
     /// Check everything that can be checked without a cluster.
     pub fn validate(&self) -> Result<(), SpecError> {
         self.mode.check_value(self.value)?;
-        parse_duration("latency", &self.latency)?;
-        if let Some(j) = &self.jitter {
-            parse_duration("jitter", j)?;
+        if self.latency.get().is_zero() && self.loss_percent.unwrap_or(0.0) == 0.0 {
+            return Err(SpecError::Field {
+                field: "latency".into(),
+                reason: "a zero latency without loss_percent injects nothing".into(),
+            });
         }
         if let Some(l) = self.loss_percent {
             if !(0.0..=100.0).contains(&l) {

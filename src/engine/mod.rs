@@ -1,0 +1,3 @@
+//! The engine: runs a scenario's timeline against its targets, safely.
+
+pub mod ledger;
