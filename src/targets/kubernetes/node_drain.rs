@@ -148,6 +148,19 @@ pub async fn evict(
     }
 }
 
+/// Whether an eviction error means "not now, try again", as `kubectl drain` treats it: a
+/// PodDisruptionBudget refusing (429), or the pod's namespace being deleted (403 with the
+/// NamespaceTerminating cause: the namespace controller is about to delete the pod, after
+/// which the eviction answers 404).
+pub fn eviction_retryable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(r) => {
+            r.code == 429 || (r.code == 403 && r.message.contains("because it is being terminated"))
+        }
+        _ => false,
+    }
+}
+
 /// Evict one pod, retrying while a PodDisruptionBudget refuses (429), until `until`.
 pub async fn evict_with_retry(
     shared: &Shared,
@@ -164,14 +177,14 @@ pub async fn evict_with_retry(
                 }
                 return Ok(());
             }
-            Err(e) if api_code(&e) == Some(429) => {
+            Err(e) if eviction_retryable(&e) => {
                 refusals += 1;
                 if Instant::now() + EVICTION_RETRY > until {
                     return Err(TargetError::Op {
                         action: "evict pod".into(),
                         object: format!("{}/{}", pod.namespace, pod.name),
                         source: anyhow::anyhow!(
-                            "a PodDisruptionBudget refused the eviction {refusals} times until eviction_timeout ran out: {e}"
+                            "the eviction was refused {refusals} times (a PodDisruptionBudget, or a terminating namespace) until eviction_timeout ran out: {e}"
                         ),
                     });
                 }

@@ -339,10 +339,24 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
         .collect();
     for ns in namespaces {
         let api: Api<Pod> = Api::namespaced(shared.kube.client.clone(), ns);
-        let pods = list_all(&api, &ListParams::default())
-            .await
-            .map_err(|e| op_err("list pods", format!("namespace {ns}"), e))?;
-        let pdbs = list_pdbs(shared, ns).await?;
+        // The preflight's own reads may be forbidden to a narrowly scoped account: that is
+        // a gap in what plan can tell, not a reason to stop it.
+        let read = async {
+            let pods = list_all(&api, &ListParams::default())
+                .await
+                .map_err(|e| op_err("list pods", format!("namespace {ns}"), e))?;
+            Ok::<_, TargetError>((pods, list_pdbs(shared, ns).await?))
+        };
+        let (pods, pdbs) = match read.await {
+            Ok(x) => x,
+            Err(e) => {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    message: format!("could not check disruption budgets and ready replicas in namespace {ns}: {e}"),
+                });
+                continue;
+            }
+        };
         for (i, kind, hits) in &disrupting {
             let hit: Vec<&Pod> = pods
                 .iter()
