@@ -1,6 +1,9 @@
-//! The integration test binary: one module per area, sharing `support`.
+//! The single integration-test binary: one module per area, sharing `support`.
 
 mod support;
 
+mod cli_validate;
+mod engine_run;
 mod k8s_e2e;
 mod k8s_mock;
+mod load;

@@ -131,6 +131,23 @@ impl Checker<'_> {
                 {
                     return;
                 }
+                // Enums whose variants carry docs come out as one branch per value: treat them
+                // as one enum, so the message lists every accepted value.
+                let enums: Option<Vec<Value>> = branches
+                    .iter()
+                    .map(|b| {
+                        self.resolve(b)
+                            .get("enum")
+                            .and_then(Value::as_array)
+                            .cloned()
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| v.into_iter().flatten().collect());
+                if let Some(values) = enums {
+                    let merged = serde_json::json!({ "enum": values });
+                    self.walk(node, &merged, path, out);
+                    return;
+                }
                 let mut best: Option<Vec<Problem>> = None;
                 for b in branches {
                     if self.resolve(b).get("type") == Some(&Value::from("null")) {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod kubernetes;
 pub mod local;
+pub mod registry;
 
 /// A fault ready to be injected: what it will hit and how to undo it, captured before the
 /// target is touched so that the ledger holds it first (write-ahead).

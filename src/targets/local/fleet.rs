@@ -357,9 +357,11 @@ impl Supervisor {
         } else {
             first.to_string()
         };
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(argv);
         let r = &self.replica;
+        let mut cmd = tokio::process::Command::new(program);
+        // `$PORT` in an argument is the replica's port, for programs that take it as a flag.
+        let port = r.port.to_string();
+        cmd.args(argv.map(|a| a.replace("${PORT}", &port).replace("$PORT", &port)));
         cmd.env("PORT", r.port.to_string())
             .env("GAMEDAY_SERVICE", &r.service)
             .env("GAMEDAY_REPLICA", r.index.to_string())
