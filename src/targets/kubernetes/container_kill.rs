@@ -113,8 +113,7 @@ impl Fault for ContainerKill {
         ephemeral::ensure_supported(&self.shared).await?;
         for pod in &undo.pods {
             let containers = if undo.containers.is_empty() {
-                let api: Api<Pod> =
-                    Api::namespaced(self.shared.kube.client.clone(), &pod.namespace);
+                let api: Api<Pod> = Api::namespaced(self.shared.client().await?, &pod.namespace);
                 match api.get(&pod.name).await {
                     Ok(p) => p
                         .spec

@@ -202,7 +202,7 @@ impl DnsFailure {
 
     async fn corefile(&self) -> Result<(ConfigMap, String), TargetError> {
         let r = &self.spec.coredns;
-        let api: Api<ConfigMap> = Api::namespaced(self.shared.kube.client.clone(), &r.namespace);
+        let api: Api<ConfigMap> = Api::namespaced(self.shared.client().await?, &r.namespace);
         let key = format!("{}/{}", r.namespace, r.configmap);
         let cm = api
             .get(&r.configmap)
@@ -336,8 +336,7 @@ impl Fault for DnsFailure {
                     "metadata": { "resourceVersion": cm.metadata.resource_version },
                     "data": { key: patched },
                 });
-                let api: Api<ConfigMap> =
-                    Api::namespaced(self.shared.kube.client.clone(), &namespace);
+                let api: Api<ConfigMap> = Api::namespaced(self.shared.client().await?, &namespace);
                 api.patch(&configmap, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                     .map_err(|e| {
@@ -387,7 +386,7 @@ pub async fn revert(shared: &Shared, undo: &serde_json::Value) -> Result<(), Tar
             original,
             patched: _,
         } => {
-            let api: Api<ConfigMap> = Api::namespaced(shared.kube.client.clone(), &namespace);
+            let api: Api<ConfigMap> = Api::namespaced(shared.client().await?, &namespace);
             let object = format!("{namespace}/{configmap}");
             let cm = match api.get(&configmap).await {
                 Ok(cm) => cm,

@@ -49,8 +49,8 @@ pub fn parse_minor(minor: &str) -> Option<u32> {
 /// Refuse servers whose ephemeral-container API is the old alpha shape or absent.
 pub async fn ensure_supported(shared: &Shared) -> Result<(), TargetError> {
     let v = shared
-        .kube
-        .client
+        .client()
+        .await?
         .apiserver_version()
         .await
         .map_err(|e| op_err("read server version", "cluster", e))?;
@@ -97,7 +97,7 @@ pub async fn add(
     ec: EphemeralContainer,
     requires: Option<&str>,
 ) -> Result<Added, TargetError> {
-    let api: Api<Pod> = Api::namespaced(shared.kube.client.clone(), &pod.namespace);
+    let api: Api<Pod> = Api::namespaced(shared.client().await?, &pod.namespace);
     let key = format!("{}/{}", pod.namespace, pod.name);
     let current = match api.get(&pod.name).await {
         Ok(p) => p,

@@ -14,8 +14,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use kube::config::Kubeconfig;
 use kube::Client;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use crate::targets::{Fault, Finding, Target, TargetError};
 
@@ -41,15 +43,62 @@ use spec::{
 
 /// What every fault of one run shares: the connection, the scenario's target config and
 /// the resolved set of protected namespaces.
+///
+/// The kubeconfig is read and the context checked when the target is built (synchronously,
+/// so a mismatch is known before anything else happens and the ledger can name the
+/// context); the API client itself is made on first use, because building one is async.
 pub struct Shared {
-    /// The API connection.
-    pub kube: Kube,
     /// `targets.kubernetes` as written.
     pub config: KubernetesConfig,
-    /// The kube context actually in use (may differ from `config.context` under `--yes`).
-    pub context: String,
     /// Namespaces no fault touches unless `allow_protected_namespaces`.
     pub protected: BTreeSet<String>,
+    /// The kube context in use (may differ from `config.context` under `--yes`).
+    context: String,
+    /// The kubeconfig to build the client from, or why there is none.
+    setup: Result<Option<Kubeconfig>, SetupError>,
+    kube: OnceCell<Kube>,
+}
+
+/// Why the target cannot connect, kept until a fault first needs the cluster.
+#[derive(Debug, Clone)]
+enum SetupError {
+    /// The kubeconfig could not be read.
+    Unreachable(String),
+    /// The context is not the one the scenario is meant for.
+    Context(String),
+}
+
+impl Shared {
+    /// The connection, made on first use.
+    pub async fn kube(&self) -> Result<&Kube, TargetError> {
+        self.kube
+            .get_or_try_init(|| async {
+                match &self.setup {
+                    Ok(Some(kc)) => Ok(Kube::new(
+                        client::client_for(kc.clone(), &self.context).await?,
+                    )),
+                    Ok(None) => Err(TargetError::Invalid(
+                        "kubernetes target has no client".into(),
+                    )),
+                    Err(SetupError::Unreachable(reason)) => Err(TargetError::Unreachable {
+                        target: "kubernetes".into(),
+                        reason: reason.clone(),
+                    }),
+                    Err(SetupError::Context(msg)) => Err(TargetError::Invalid(msg.clone())),
+                }
+            })
+            .await
+    }
+
+    /// A clone of the API client, made on first use.
+    pub async fn client(&self) -> Result<Client, TargetError> {
+        Ok(self.kube().await?.client.clone())
+    }
+
+    /// The kube context in use.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
 }
 
 /// The Kubernetes [`Target`].
@@ -149,44 +198,80 @@ pub struct LedgerConfig {
 }
 
 impl KubernetesTarget {
-    /// Connect as the scenario says: read the kubeconfig, check that its current context
-    /// is the one the scenario is meant for ([`check_context`], overridden by `yes`), and
-    /// build a client for that context. Reads nothing from the cluster yet.
+    /// Build the target as the scenario says, without contacting the cluster: read the
+    /// kubeconfig and check that its current context is the one the scenario is meant for
+    /// ([`check_context`], overridden by `yes`). A failure is kept and returned by the
+    /// first operation that needs the cluster (`check_reachable`, `resolve`, ...), so that
+    /// `plan` and `run` both stop before anything happens. The engine's registry calls this.
+    pub fn new(config: KubernetesConfig, yes: bool) -> Self {
+        let (setup, context) = match client::read_kubeconfig(config.kubeconfig.as_deref()) {
+            Ok((kc, current)) => match check_context(&config.context, &current, yes) {
+                Ok(()) => (Ok(Some(kc)), current),
+                Err(e) => (Err(SetupError::Context(e.to_string())), current),
+            },
+            Err(e) => (
+                Err(SetupError::Unreachable(e.to_string())),
+                config.context.clone(),
+            ),
+        };
+        Self::build(config, context, setup, None)
+    }
+
+    /// [`KubernetesTarget::new`], then connect at once: the error, if any, now.
     pub async fn connect(config: KubernetesConfig, yes: bool) -> Result<Self, TargetError> {
-        let (kc, current) = client::read_kubeconfig(config.kubeconfig.as_deref())?;
-        check_context(&config.context, &current, yes)
-            .map_err(|e| TargetError::Invalid(e.to_string()))?;
-        let client = client::client_for(kc, &current).await?;
-        Ok(Self::with_client(client, config, current))
+        let t = Self::new(config, yes);
+        t.shared.kube().await?;
+        Ok(t)
     }
 
     /// Rebuild the target for `gameday recover` from [`Target::ledger_config`]: the
-    /// context the run used, whatever the kubeconfig's current context is now.
-    pub async fn from_ledger_config(value: &serde_json::Value) -> Result<Self, TargetError> {
+    /// context the run used, whatever the kubeconfig's current context is now. Synchronous
+    /// like [`KubernetesTarget::new`]; the client is made on first use.
+    pub fn for_recovery(value: &serde_json::Value) -> Result<Self, TargetError> {
         let lc: LedgerConfig = serde_json::from_value(value.clone()).map_err(|e| {
             TargetError::Invalid(format!("kubernetes ledger config is unreadable: {e}"))
         })?;
         let (kc, _) = client::read_kubeconfig(lc.kubeconfig.as_deref())?;
-        let client = client::client_for(kc, &lc.context).await?;
-        Ok(Self::with_client(client, lc.config, lc.context))
+        Ok(Self::build(lc.config, lc.context, Ok(Some(kc)), None))
+    }
+
+    /// [`KubernetesTarget::for_recovery`], connected at once.
+    pub async fn from_ledger_config(value: &serde_json::Value) -> Result<Self, TargetError> {
+        let t = Self::for_recovery(value)?;
+        t.shared.kube().await?;
+        Ok(t)
     }
 
     /// Build the target around an existing client: tests hand in a `tower-test` mock.
     pub fn with_client(client: Client, config: KubernetesConfig, context: String) -> Self {
+        Self::build(config, context, Ok(None), Some(Kube::new(client)))
+    }
+
+    fn build(
+        config: KubernetesConfig,
+        context: String,
+        setup: Result<Option<Kubeconfig>, SetupError>,
+        kube: Option<Kube>,
+    ) -> Self {
         let protected = select::protected_set(&config.protected_namespaces);
+        let cell = OnceCell::new();
+        if let Some(k) = kube {
+            let _ = cell.set(k);
+        }
         Self {
             shared: Arc::new(Shared {
-                kube: Kube::new(client),
                 config,
-                context,
                 protected,
+                context,
+                setup,
+                kube: cell,
             }),
         }
     }
 
     /// The kube context in use.
     pub fn context(&self) -> &str {
-        &self.shared.context
+        self.shared.context()
     }
 
     /// The shared state, for probes and tests.
@@ -220,8 +305,8 @@ impl Target for KubernetesTarget {
 
     async fn check_reachable(&self) -> Result<(), TargetError> {
         self.shared
-            .kube
-            .client
+            .client()
+            .await?
             .apiserver_version()
             .await
             .map(|_| ())

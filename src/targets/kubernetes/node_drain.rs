@@ -19,7 +19,7 @@ use kube::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client::{api_code, is_not_found, list_all, op_err};
+use super::client::{api_code, is_not_found, list_all, op_err, Kube};
 use super::pods::PodRef;
 use super::select::{field_selector, filter_nodes, label_selector, pick};
 use super::spec::NodeDrainSpec;
@@ -86,7 +86,7 @@ pub fn skip_on_drain(pod: &Pod) -> bool {
 
 /// The pods a drain of `node` would evict now.
 pub async fn pods_to_evict(shared: &Shared, node: &str) -> Result<Vec<PodRef>, TargetError> {
-    let api: Api<Pod> = Api::all(shared.kube.client.clone());
+    let api: Api<Pod> = Api::all(shared.client().await?);
     let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
     let pods = list_all(&api, &lp)
         .await
@@ -101,12 +101,8 @@ pub async fn pods_to_evict(shared: &Shared, node: &str) -> Result<Vec<PodRef>, T
 }
 
 /// Mark a node (un)schedulable with a merge patch (what `kubectl cordon` sends).
-pub async fn set_unschedulable(
-    shared: &Shared,
-    node: &str,
-    value: bool,
-) -> Result<(), kube::Error> {
-    let api: Api<Node> = Api::all(shared.kube.client.clone());
+pub async fn set_unschedulable(kube: &Kube, node: &str, value: bool) -> Result<(), kube::Error> {
+    let api: Api<Node> = Api::all(kube.client.clone());
     let patch = json!({ "spec": { "unschedulable": value } });
     api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -116,11 +112,11 @@ pub async fn set_unschedulable(
 /// Post one Eviction. `Ok(true)`: evicted; `Ok(false)`: the pod is already gone.
 /// A 429 (the budget refuses) comes back as the error for the caller to retry.
 pub async fn evict(
-    shared: &Shared,
+    kube: &Kube,
     pod: &PodRef,
     grace_period_seconds: Option<u32>,
 ) -> Result<bool, kube::Error> {
-    let version = shared.kube.policy_version().await?;
+    let version = kube.policy_version().await?;
     let mut delete_options = json!({});
     if let Some(g) = grace_period_seconds {
         delete_options["gracePeriodSeconds"] = json!(g);
@@ -141,7 +137,7 @@ pub async fn evict(
     .header(http::header::CONTENT_TYPE, "application/json")
     .body(serde_json::to_vec(&body).expect("eviction serializes"))
     .expect("eviction request");
-    match shared.kube.client.request_text(req).await {
+    match kube.client.request_text(req).await {
         Ok(_) => Ok(true),
         Err(e) if matches!(api_code(&e), Some(404 | 409)) => Ok(false),
         Err(e) => Err(e),
@@ -169,8 +165,9 @@ pub async fn evict_with_retry(
     until: Instant,
 ) -> Result<(), TargetError> {
     let mut refusals = 0u32;
+    let kube = shared.kube().await?;
     loop {
-        match evict(shared, pod, grace_period_seconds).await {
+        match evict(kube, pod, grace_period_seconds).await {
             Ok(_) => {
                 if refusals > 0 {
                     tracing::info!(pod = %pod.target(), refusals, "eviction allowed after the disruption budget refused it");
@@ -225,7 +222,7 @@ impl NodeDrain {
         if let Some(f) = field_selector(&sel.field_selectors) {
             lp = lp.fields(&f);
         }
-        let api: Api<Node> = Api::all(self.shared.kube.client.clone());
+        let api: Api<Node> = Api::all(self.shared.client().await?);
         let nodes = list_all(&api, &lp)
             .await
             .map_err(|e| op_err("list nodes", "cluster", e))?;
@@ -302,7 +299,7 @@ impl NodeDrain {
 
     async fn drain(&self, undo: &NodeDrainUndo) -> Result<(), TargetError> {
         for node in undo.nodes.iter().filter(|n| !n.was_unschedulable) {
-            set_unschedulable(&self.shared, &node.name, true)
+            set_unschedulable(self.shared.kube().await?, &node.name, true)
                 .await
                 .map_err(|e| op_err("cordon node", &node.name, e))?;
             tracing::info!(fault = %self.name, node = %node.name, "cordoned");
@@ -381,7 +378,7 @@ impl Fault for NodeDrain {
 pub async fn revert(shared: &Shared, undo: &serde_json::Value) -> Result<(), TargetError> {
     let undo: NodeDrainUndo = parse_undo(KIND, undo)?;
     for node in undo.nodes.iter().filter(|n| !n.was_unschedulable) {
-        match set_unschedulable(shared, &node.name, false).await {
+        match set_unschedulable(shared.kube().await?, &node.name, false).await {
             Ok(()) => tracing::info!(node = %node.name, "uncordoned"),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(op_err("uncordon node", &node.name, e)),

@@ -64,7 +64,7 @@ pub async fn delete_pod(
     pod: &PodRef,
     grace_period_seconds: Option<u32>,
 ) -> Result<bool, TargetError> {
-    let api: Api<Pod> = Api::namespaced(shared.kube.client.clone(), &pod.namespace);
+    let api: Api<Pod> = Api::namespaced(shared.client().await?, &pod.namespace);
     let dp = DeleteParams {
         grace_period_seconds,
         preconditions: (!pod.uid.is_empty()).then(|| Preconditions {

@@ -52,13 +52,13 @@ pub async fn list_matching(shared: &Shared, sel: &PodSelector) -> Result<Vec<Pod
     }
     let mut pods = Vec::new();
     if sel.namespaces.is_empty() {
-        let api: Api<Pod> = Api::all(shared.kube.client.clone());
+        let api: Api<Pod> = Api::all(shared.client().await?);
         pods = list_all(&api, &lp)
             .await
             .map_err(|e| op_err("list pods", "all namespaces", e))?;
     } else {
         for ns in &sel.namespaces {
-            let api: Api<Pod> = Api::namespaced(shared.kube.client.clone(), ns);
+            let api: Api<Pod> = Api::namespaced(shared.client().await?, ns);
             pods.extend(
                 list_all(&api, &lp)
                     .await

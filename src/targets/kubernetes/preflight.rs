@@ -181,7 +181,7 @@ pub async fn can_i(shared: &Shared, p: &Permission) -> Result<bool, TargetError>
         },
         ..Default::default()
     };
-    let api: Api<SelfSubjectAccessReview> = Api::all(shared.kube.client.clone());
+    let api: Api<SelfSubjectAccessReview> = Api::all(shared.client().await?);
     let r = api
         .create(&PostParams::default(), &review)
         .await
@@ -227,7 +227,8 @@ pub struct Pdb {
 /// spec and status have the same fields as `policy/v1`'s.
 pub async fn list_pdbs(shared: &Shared, ns: &str) -> Result<Vec<Pdb>, TargetError> {
     let v = shared
-        .kube
+        .kube()
+        .await?
         .policy_version()
         .await
         .map_err(|e| op_err("discover policy api", "cluster", e))?;
@@ -238,8 +239,8 @@ pub async fn list_pdbs(shared: &Shared, ns: &str) -> Result<Vec<Pdb>, TargetErro
     .body(Vec::new())
     .expect("pdb request");
     let list: serde_json::Value = shared
-        .kube
-        .client
+        .client()
+        .await?
         .request(req)
         .await
         .map_err(|e| op_err("list poddisruptionbudgets", format!("namespace {ns}"), e))?;
@@ -338,7 +339,7 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
         .flat_map(|(_, _, h)| h.pods.iter().map(|(ns, _)| ns.as_str()))
         .collect();
     for ns in namespaces {
-        let api: Api<Pod> = Api::namespaced(shared.kube.client.clone(), ns);
+        let api: Api<Pod> = Api::namespaced(shared.client().await?, ns);
         // The preflight's own reads may be forbidden to a narrowly scoped account: that is
         // a gap in what plan can tell, not a reason to stop it.
         let read = async {
@@ -435,7 +436,7 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
         .iter()
         .any(|(_, k, h)| *k == dns_failure::KIND && !h.configmaps.is_empty())
     {
-        let api: Api<DaemonSet> = Api::namespaced(shared.kube.client.clone(), "kube-system");
+        let api: Api<DaemonSet> = Api::namespaced(shared.client().await?, "kube-system");
         let by_name = match api.get_opt("node-local-dns").await {
             Ok(d) => d.is_some(),
             Err(e) if is_not_found(&e) => false,

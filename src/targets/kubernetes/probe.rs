@@ -27,7 +27,7 @@ pub async fn workload_ready(
     shared: &Shared,
     probe: &WorkloadReadyProbe,
 ) -> Result<ProbeReading, TargetError> {
-    let c = shared.kube.client.clone();
+    let c = shared.client().await?;
     let object = format!("{}/{}", probe.namespace, probe.name);
     let (kind, desired, ready) = match probe.kind {
         WorkloadKind::Deployment => {
