@@ -188,9 +188,9 @@ async fn e2e_context_pinning_stops_a_mismatch_unless_yes() {
     t.check_reachable().await.unwrap();
 }
 
-/// A node that runs no pod of a protected namespace (other than DaemonSet pods, which a
+/// A node that runs no pod of a protected namespace (pub for the CLI tests) (other than DaemonSet pods, which a
 /// drain leaves alone).
-fn free_node(e: &E2e) -> String {
+pub fn free_node(e: &E2e) -> String {
     let pods = e.get_json(&["pods", "-A"]);
     let busy: BTreeSet<String> = pods["items"]
         .as_array()
@@ -235,7 +235,7 @@ fn pdb(e: &E2e, min_available: u32) -> Value {
     })
 }
 
-fn unschedulable(e: &E2e, node: &str) -> bool {
+pub fn unschedulable(e: &E2e, node: &str) -> bool {
     e.get_json(&["node", node])["spec"]["unschedulable"] == true
 }
 

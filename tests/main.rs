@@ -4,6 +4,7 @@ mod support;
 
 mod cli_validate;
 mod engine_run;
+mod k8s_cli;
 mod k8s_e2e;
 mod k8s_mock;
 mod load;
