@@ -571,3 +571,78 @@ fn decode_b64(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Whether the cluster has real kubelets (kind, a real cluster) rather than k8s-local's
+/// fake ones, which serve no port-forward, exec or logs.
+fn real_kubelets(e: &E2e) -> bool {
+    let nodes = e.get_json(&["nodes"]);
+    !nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["metadata"]["labels"]["k8s-local/fake"] == "true")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_port_forward_listens_for_the_run_and_reaches_a_service_pod() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(e) = setup("port_forward") else {
+        return;
+    };
+    let real = real_kubelets(&e);
+    if real {
+        e.apply(&json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": e.ns},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27-alpine", "ports": [{"containerPort": 80, "name": "http"}]}]}}}
+        }));
+        e.wait_ready("web", 2);
+    } else {
+        e.deploy("web", 2, None);
+    }
+    e.apply(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": e.ns},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 8080, "targetPort": 80}]}}));
+    wait_until("endpoints", Duration::from_secs(30), || {
+        e.get_json(&["endpoints", "-n", &e.ns, "web"])["subsets"][0]["addresses"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = e.target(json!({"port_forwards": [{"namespace": e.ns, "service": "web", "port": 8080, "local_port": local}]})).await;
+    t.start().await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local))
+        .await
+        .expect("the forward listens");
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut got)).await;
+    let got = String::from_utf8_lossy(&got).to_string();
+    if real {
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    } else {
+        // k8s-local has no kubelet to serve port-forward: the API server refuses, and the
+        // forward closes the connection instead of leaving the client hanging.
+        assert!(
+            read.is_ok(),
+            "the connection must be closed, not left hanging"
+        );
+        assert!(got.is_empty(), "{got}");
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"NOTE: port-forward traffic not checked: k8s-local has no kubelet (kind covers it)\n",
+        );
+    }
+    t.shutdown().await.unwrap();
+    // Stopped: the port is free again.
+    wait_until("the listener to close", Duration::from_secs(5), || {
+        std::net::TcpListener::bind(("127.0.0.1", local)).is_ok()
+    });
+}

@@ -29,6 +29,7 @@ pub mod network_latency;
 pub mod node_drain;
 pub mod pod_kill;
 pub mod pods;
+pub mod port_forward;
 pub mod preflight;
 pub mod probe;
 pub mod select;
@@ -57,6 +58,8 @@ pub struct Shared {
     /// The kubeconfig to build the client from, or why there is none.
     setup: Result<Option<Kubeconfig>, SetupError>,
     kube: OnceCell<Kube>,
+    /// The port-forwards running for this run.
+    forwards: std::sync::Mutex<Vec<port_forward::Forward>>,
 }
 
 /// Why the target cannot connect, kept until a fault first needs the cluster.
@@ -265,6 +268,7 @@ impl KubernetesTarget {
                 context,
                 setup,
                 kube: cell,
+                forwards: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -314,6 +318,34 @@ impl Target for KubernetesTarget {
                 target: "kubernetes".into(),
                 reason: format!("kube context `{}`: {e}", self.shared.context),
             })
+    }
+
+    /// Open the scenario's port-forwards (the only thing this target runs for a whole run).
+    async fn start(&self) -> Result<(), TargetError> {
+        for spec in &self.shared.config.port_forwards {
+            let fwd = port_forward::start(self.shared.clone(), spec.clone()).await?;
+            tracing::info!(local = %fwd.local, service = %format!("{}/{}:{}", spec.namespace, spec.service, spec.port), "port-forward listening");
+            self.shared
+                .forwards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(fwd);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), TargetError> {
+        let forwards: Vec<_> = self
+            .shared
+            .forwards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for f in &forwards {
+            f.stop();
+        }
+        Ok(())
     }
 
     async fn preflight(&self, faults: &[&dyn Fault]) -> Result<Vec<Finding>, TargetError> {

@@ -39,6 +39,27 @@ pub struct KubernetesConfig {
     /// More namespaces to protect, on top of the built-in list.
     #[serde(default)]
     pub protected_namespaces: Vec<String>,
+    /// Services to forward to local ports for the whole run (through the API server, as
+    /// `kubectl port-forward` does), so the load generator reaches the app from outside the
+    /// cluster: `load.url: http://127.0.0.1:<local_port>/`.
+    #[serde(default)]
+    pub port_forwards: Vec<PortForwardSpec>,
+}
+
+/// One Service port forwarded to `127.0.0.1:<local_port>`. Each new connection goes to a
+/// ready pod behind the Service, picked at random, so a killed pod costs only the
+/// connections it held.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct PortForwardSpec {
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub service: String,
+    /// The Service port (its `port`, not the `targetPort`).
+    pub port: u16,
+    /// The local port on 127.0.0.1.
+    pub local_port: u16,
 }
 
 /// How many of the matching objects a fault hits, as in Chaos Mesh.
