@@ -4,6 +4,9 @@ mod support;
 
 mod cli_validate;
 mod engine_run;
+mod k8s_cli;
+mod k8s_e2e;
+mod k8s_mock;
 mod load;
 mod metrics;
 mod sandbox_demo;
@@ -11,4 +14,3 @@ mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
 mod sandbox_support;
-

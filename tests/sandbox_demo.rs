@@ -160,7 +160,7 @@ async fn demo_fleet_feels_dns_network_and_spot_faults_and_recovers_after_each() 
 
 #[test]
 fn the_demo_scenario_validates() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gameday"))
+    let out = crate::support::cmd()
         .args(["validate", "scenarios/demo.yaml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -210,7 +210,7 @@ fn the_demo_runs_end_to_end_and_its_run_record_shows_each_faults_impact() {
     let scenario = dir.path().join("demo.yaml");
     std::fs::write(&scenario, quick_demo()).unwrap();
     let out_dir = dir.path().join("reports");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gameday"))
+    let mut child = crate::support::cmd()
         .arg("run")
         .arg(&scenario)
         .arg("--out")

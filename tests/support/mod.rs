@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod k8s_local;
+pub mod k8s_mock;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
