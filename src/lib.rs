@@ -6,4 +6,5 @@
 //! system all along and measures what users would feel; the [`report`] says what happened.
 //! [`observe`] holds the runner's own logs, progress and metrics.
 
+pub mod report;
 pub mod targets;
