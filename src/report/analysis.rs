@@ -695,3 +695,285 @@ pub fn phase_histogram(stats: &super::PhaseStats) -> Option<hdrhistogram::Histog
         .deserialize(&mut bytes.as_slice())
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::journal::*;
+
+    fn w(t: f64, p99: f64) -> WindowRecord {
+        WindowRecord {
+            t_s: t,
+            requests: 100,
+            ok: 100,
+            dropped: 0,
+            errors: ErrorCounts::default(),
+            latency_ms: Some(Latency {
+                p50: p99 / 4.0,
+                p90: p99 / 2.0,
+                p99,
+                p999: p99,
+                max: p99,
+                mean: p99 / 4.0,
+            }),
+            trusted: true,
+        }
+    }
+
+    fn windows(p99s: &[f64]) -> Vec<WindowRecord> {
+        p99s.iter()
+            .enumerate()
+            .map(|(i, v)| w(i as f64, *v))
+            .collect()
+    }
+
+    const LT: Comparison = Comparison::Lt;
+    const P99: SloMetric = SloMetric::LatencyP99Ms;
+
+    #[test]
+    fn recovery_is_zero_when_the_slo_holds_right_after_the_fault() {
+        let ws = windows(&[500.0, 500.0, 10.0, 10.0, 10.0, 10.0]);
+        assert_eq!(recovery_time(&ws, 2.0, P99, LT, 250.0, 3), Some(0.0));
+    }
+
+    #[test]
+    fn recovery_counts_to_the_start_of_the_good_run() {
+        // Fault ends at 2.0; seconds 2, 3 still bad; 4, 5, 6 good.
+        let ws = windows(&[500.0, 500.0, 400.0, 300.0, 10.0, 10.0, 10.0]);
+        assert_eq!(recovery_time(&ws, 2.0, P99, LT, 250.0, 3), Some(2.0));
+    }
+
+    #[test]
+    fn a_relapse_restarts_the_count() {
+        let ws = windows(&[10.0, 10.0, 900.0, 10.0, 10.0, 10.0, 10.0]);
+        assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), Some(3.0));
+    }
+
+    #[test]
+    fn the_window_holding_the_fault_end_counts_from_the_end() {
+        // Fault ends at 1.6, inside window [1, 2), which is good.
+        let ws = windows(&[500.0, 10.0, 10.0, 10.0]);
+        assert_eq!(recovery_time(&ws, 1.6, P99, LT, 250.0, 2), Some(0.0));
+    }
+
+    #[test]
+    fn no_recovery_when_windows_run_out() {
+        let ws = windows(&[500.0, 500.0, 10.0, 10.0]);
+        assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), None);
+    }
+
+    #[test]
+    fn untrusted_empty_and_missing_seconds_prove_nothing() {
+        let mut ws = windows(&[10.0, 10.0, 10.0, 10.0, 10.0, 10.0]);
+        ws[1].trusted = false;
+        assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), Some(2.0));
+        let mut ws = windows(&[10.0, 10.0, 10.0, 10.0, 10.0]);
+        ws[1].latency_ms = None;
+        ws[1].ok = 0;
+        assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), Some(2.0));
+        // Second 2 is missing altogether: 0, 1 | 3, 4, 5.
+        let ws: Vec<_> = [0.0, 1.0, 3.0, 4.0, 5.0]
+            .iter()
+            .map(|t| w(*t, 10.0))
+            .collect();
+        assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), Some(3.0));
+    }
+
+    #[test]
+    fn availability_recovers_upwards() {
+        let mut ws = windows(&[10.0; 5]);
+        ws[0].ok = 50;
+        ws[0].errors.http_5xx = 50;
+        let ge = Comparison::Ge;
+        assert_eq!(
+            recovery_time(&ws, 0.0, SloMetric::AvailabilityPct, ge, 99.0, 2),
+            Some(1.0)
+        );
+        assert_eq!(
+            recovery_time(&ws, 0.0, SloMetric::ErrorRatePct, LT, 1.0, 2),
+            Some(1.0)
+        );
+    }
+
+    fn journal(ws: Vec<WindowRecord>) -> Journal {
+        let t0 = time::macros::datetime!(2026-11-01 10:00 UTC);
+        let phase = |name: &str, role: &str, a: f64, b: f64| PhaseRecord {
+            name: name.into(),
+            role: role.into(),
+            start_s: a,
+            end_s: b,
+            stats: PhaseStats::default(),
+        };
+        Journal {
+            journal_version: JOURNAL_VERSION,
+            run: RunInfo {
+                id: "r1".into(),
+                scenario_name: "s".into(),
+                scenario_file: None,
+                owner: None,
+                description: None,
+                hypothesis: None,
+                tags: vec![],
+                participants: vec![],
+                started_at: t0,
+                ended_at: t0 + time::Duration::seconds(10),
+                gameday_version: "0".into(),
+                exit_code: 1,
+                outcome: Outcome::Violated,
+                abort_reason: None,
+            },
+            scenario: serde_json::Value::Null,
+            targets: vec![],
+            events: vec![],
+            phases: vec![
+                phase("base", ROLE_BASELINE, 0.0, 2.0),
+                phase("boom", ROLE_CHAOS, 2.0, 6.0),
+                phase("after", ROLE_RECOVERY, 6.0, 10.0),
+            ],
+            windows: ws,
+            slos: vec![SloRecord {
+                name: "p99".into(),
+                metric: P99,
+                objective: "< 250 ms".into(),
+                comparison: LT,
+                threshold: 250.0,
+                per_phase: vec![
+                    SloPhaseResult {
+                        phase: "base".into(),
+                        observed: Some(10.0),
+                        passed: true,
+                    },
+                    SloPhaseResult {
+                        phase: "boom".into(),
+                        observed: Some(800.0),
+                        passed: false,
+                    },
+                    SloPhaseResult {
+                        phase: "after".into(),
+                        observed: Some(12.0),
+                        passed: true,
+                    },
+                ],
+                passed: false,
+            }],
+            faults: vec![FaultRecord {
+                name: "kill-web".into(),
+                kind: "process_kill".into(),
+                target: "local".into(),
+                phase: Some("boom".into()),
+                start_s: 3.0,
+                end_s: Some(5.0),
+                targets: vec!["pid 42".into()],
+                irreversible: false,
+                reverted: true,
+            }],
+            recovery: vec![],
+            action_items: vec![],
+            playbook: None,
+        }
+    }
+
+    #[test]
+    fn derived_items_say_which_slo_by_how_much_during_which_fault() {
+        let j = journal(windows(&[
+            10.0, 10.0, 10.0, 900.0, 700.0, 10.0, 10.0, 10.0, 10.0, 10.0,
+        ]));
+        let items = derive_action_items(&j);
+        assert_eq!(items.len(), 1, "{items:#?}");
+        let a = &items[0];
+        assert_eq!(a.source, ActionSource::Derived);
+        assert_eq!(
+            a.priority.as_deref(),
+            Some("P1"),
+            "800 ms is over 2x 250 ms"
+        );
+        assert!(a.title.contains("`p99`"), "{}", a.title);
+        assert!(a.title.contains("`kill-web` (process_kill)"), "{}", a.title);
+        let d = a.detail.as_deref().unwrap();
+        assert!(d.contains("800 ms"), "{d}");
+        assert!(d.contains("3.2x the threshold, 550 ms over"), "{d}");
+        assert!(d.contains("Worst second: 900 ms at t=3s"), "{d}");
+        assert!(a.owner.is_none() && a.due.is_none(), "left for the review");
+    }
+
+    #[test]
+    fn a_broken_baseline_a_failed_revert_and_no_recovery_each_get_an_item() {
+        let mut j = journal(windows(&[900.0; 10]));
+        j.slos[0].per_phase[0] = SloPhaseResult {
+            phase: "base".into(),
+            observed: Some(300.0),
+            passed: false,
+        };
+        j.slos[0].per_phase[1].observed = Some(260.0);
+        j.faults[0].reverted = false;
+        j.recovery = compute_recovery(&j, 3);
+        assert_eq!(j.recovery[0].recovered_after_s, None);
+        let items = derive_action_items(&j);
+        let titles: Vec<&str> = items.iter().map(|a| a.title.as_str()).collect();
+        assert!(titles[0].contains("before any fault"), "{titles:#?}");
+        assert!(
+            items[1].priority.as_deref() == Some("P2"),
+            "260 ms against 250 is a small miss"
+        );
+        assert!(titles.iter().any(|t| t.starts_with("Revert of `kill-web`")));
+        assert!(titles.iter().any(|t| t.contains("did not recover")));
+    }
+
+    #[test]
+    fn time_to_recover_runs_from_the_disaster_to_the_first_good_streak() {
+        let j = journal(windows(&[
+            10.0, 10.0, 10.0, 900.0, 900.0, 900.0, 10.0, 10.0, 10.0, 10.0,
+        ]));
+        // Fault starts at 3; seconds 6, 7, 8 are the first good run.
+        assert_eq!(time_to_recover(&j, 3), Some(3.0));
+        let calm = journal(windows(&[10.0; 10]));
+        assert_eq!(time_to_recover(&calm, 3), Some(0.0));
+    }
+
+    #[test]
+    fn compare_classifies_changes() {
+        let c = |o, n, op, np| classify(Some(o), Some(n), Some(op), Some(np), true, 250.0, 10.0);
+        assert_eq!(c(100.0, 300.0, true, false), Change::Regression);
+        assert_eq!(c(300.0, 100.0, false, true), Change::Improvement);
+        assert_eq!(c(100.0, 105.0, true, true), Change::Unchanged, "within 10%");
+        assert_eq!(
+            c(100.0, 150.0, true, true),
+            Change::Regression,
+            "worse, still passing"
+        );
+        assert_eq!(
+            c(1.0, 2.0, true, true),
+            Change::Unchanged,
+            "under 1% of threshold"
+        );
+        assert_eq!(c(150.0, 100.0, true, true), Change::Improvement);
+        // Higher is better for availability.
+        assert_eq!(
+            classify(
+                Some(99.9),
+                Some(97.0),
+                Some(true),
+                Some(true),
+                false,
+                90.0,
+                1.0
+            ),
+            Change::Regression
+        );
+        assert_eq!(
+            classify(None, Some(1.0), None, Some(true), true, 1.0, 10.0),
+            Change::Added
+        );
+    }
+
+    #[test]
+    fn shortfall_reads_well_both_ways() {
+        let j = journal(vec![]);
+        assert_eq!(shortfall(&j.slos[0], 300.0), "50.0 ms over");
+        let mut avail = j.slos[0].clone();
+        avail.metric = SloMetric::AvailabilityPct;
+        avail.comparison = Comparison::Ge;
+        avail.threshold = 99.9;
+        assert_eq!(shortfall(&avail, 98.4), "1.50 points short");
+    }
+}

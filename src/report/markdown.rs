@@ -120,6 +120,10 @@ fn cell(s: &str) -> String {
 pub(crate) fn delta(v: f64, b: f64, unit: &str) -> String {
     let d = v - b;
     let sign = if d >= 0.0 { "+" } else { "" };
+    if unit == "%" {
+        // A change of a percentage is in points; a percent of a percent confuses.
+        return format!("{sign}{} pts", fmt_num(d));
+    }
     let rel = if b.abs() > f64::EPSILON {
         format!(" ({sign}{:.0}%)", d / b * 100.0)
     } else {

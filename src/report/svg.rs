@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
-use super::analysis::fmt_num;
-
 /// Drawing area, in SVG user units; the SVG scales to the page width.
 const W: f64 = 960.0;
 const H: f64 = 280.0;
@@ -82,6 +80,16 @@ pub(crate) fn nice_step(max: f64, n: f64) -> f64 {
     m * mag
 }
 
+/// A tick label with just the decimals its step needs (`0`, `0.5`, `0.25`).
+fn fmt_tick(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    format!("{v:.decimals$}")
+}
+
 impl Chart {
     /// The SVG markup.
     pub fn render(&self) -> String {
@@ -138,7 +146,7 @@ impl Chart {
                 x2 = W - RIGHT,
                 tx = LEFT - 6.0,
                 ty = y + 4.0,
-                label = text(&format!("{}{}", fmt_num(v), self.y_unit))
+                label = text(&format!("{}{}", fmt_tick(v, step), self.y_unit))
             );
             v += step;
         }
@@ -148,7 +156,7 @@ impl Chart {
             let mut t = (x0 / st).ceil() * st;
             let mut out = Vec::new();
             while t <= x1 + 1e-9 {
-                out.push((t, format!("{}s", fmt_num(t))));
+                out.push((t, format!("{}s", fmt_tick(t, st))));
                 t += st;
             }
             out
@@ -266,6 +274,14 @@ mod tests {
         assert_eq!(nice_step(9.0, 5.0), 2.0);
         assert_eq!(nice_step(0.3, 5.0), 0.1);
         assert_eq!(nice_step(0.0, 5.0), 1.0);
+    }
+
+    #[test]
+    fn ticks_carry_only_the_decimals_their_step_needs() {
+        assert_eq!(fmt_tick(100.0, 50.0), "100");
+        assert_eq!(fmt_tick(0.5, 0.5), "0.5");
+        assert_eq!(fmt_tick(0.2, 0.1), "0.2");
+        assert_eq!(fmt_tick(0.25, 0.05), "0.25");
     }
 
     #[test]

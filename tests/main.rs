@@ -1,0 +1,4 @@
+//! The single integration test binary: one module per area.
+
+mod report;
+mod support;
