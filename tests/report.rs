@@ -501,6 +501,7 @@ pub fn check_html_in_browser(html_path: &Path, expect_verdict: &str) {
             .to_string_lossy()
     ));
     let _ = std::fs::remove_file(&shot);
+    std::fs::copy(html_path, shot.with_extension("html")).unwrap();
     let out = chromium_run(
         &browser,
         profile.path(),

@@ -707,6 +707,8 @@ mod tests {
             requests: 100,
             ok: 100,
             dropped: 0,
+            late: 0,
+            rate_requested: None,
             errors: ErrorCounts::default(),
             latency_ms: Some(Latency {
                 p50: p99 / 4.0,

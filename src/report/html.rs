@@ -35,7 +35,7 @@ table{border-collapse:collapse;width:100%;margin:8px 0;font-size:14px}
 th,td{border:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.pass{background:var(--goodbg)}td.fail{background:var(--badbg);font-weight:600}
+td.pass{background:var(--goodbg)}p.pass{color:var(--good)}p.fail{color:var(--bad)}td.fail{background:var(--badbg);font-weight:600}
 .delta{color:var(--muted);font-size:12px;display:block}
 figure{margin:10px 0 18px}
 figcaption{font-weight:600;margin-bottom:2px}
@@ -600,12 +600,18 @@ fn time_charts(j: &Journal) -> String {
     let (phases, faults) = spans(j, x_end);
     let chart = Chart {
         id: "chart-throughput".into(),
-        title: "Requests per second: completed, succeeded, dropped by the generator".into(),
+        title: "Requests per second: requested, completed, succeeded, dropped by the generator"
+            .into(),
         y_unit: String::new(),
         x_range,
         x_ticks: vec![],
         x_caption: "seconds since start".into(),
         series: vec![
+            Series {
+                name: "requested".into(),
+                class: "s1",
+                points: pts(&|w| w.rate_requested),
+            },
             Series {
                 name: "completed".into(),
                 class: "s6",
@@ -630,7 +636,12 @@ fn time_charts(j: &Journal) -> String {
     let _ = write!(
         out,
         "<figure><figcaption>Throughput (req/s){}</figcaption>{}</figure>",
-        legend(&[("completed", "s6"), ("succeeded", "s5"), ("dropped", "s3")]),
+        legend(&[
+            ("requested", "s1"),
+            ("completed", "s6"),
+            ("succeeded", "s5"),
+            ("dropped", "s3"),
+        ]),
         chart.render()
     );
     out

@@ -261,6 +261,9 @@ pub struct PhaseStats {
     /// Requests the generator should have sent but could not (it fell behind the rate).
     #[serde(default)]
     pub dropped: u64,
+    /// Requests sent late because every connection was busy.
+    #[serde(default)]
+    pub late: u64,
     /// Completed requests per second.
     pub rate: f64,
     /// Failed requests by class.
@@ -363,6 +366,13 @@ pub struct WindowRecord {
     /// Requests due in this window that the generator could not send.
     #[serde(default)]
     pub dropped: u64,
+    /// Requests sent late because every connection was busy (their wait is in the
+    /// latency, which is measured from the intended send time).
+    #[serde(default)]
+    pub late: u64,
+    /// Requests per second the schedule asked for (open model); absent for a closed model.
+    #[serde(default)]
+    pub rate_requested: Option<f64>,
     /// Failed requests by class.
     #[serde(default)]
     pub errors: ErrorCounts,
