@@ -174,6 +174,34 @@ pub fn time_to_recover(journal: &Journal, good_seconds: u32) -> Option<f64> {
     None
 }
 
+/// Fills what the report derives from the measurements, in one call for the engine once
+/// windows, phases, SLOs and faults are in: `recovery` (for every fault and windowed SLO),
+/// the playbook's `time_to_recover_s`, and the derived action items (replacing any derived
+/// ones already there, so calling it twice changes nothing).
+pub fn analyse(journal: &mut Journal, good_seconds: u32) {
+    journal.recovery = compute_recovery(journal, good_seconds);
+    if journal.playbook.is_some() {
+        let ttr = time_to_recover(journal, good_seconds);
+        if let Some(pb) = journal.playbook.as_mut() {
+            pb.time_to_recover_s = ttr;
+        }
+    }
+    journal
+        .action_items
+        .retain(|a| a.source != ActionSource::Derived);
+    let derived = derive_action_items(journal);
+    journal.action_items.extend(derived);
+}
+
+/// The observed value of a `recovery_time` SLO: the slowest recovery over every fault and
+/// SLO, or `None` when one of them never recovered in the run (which fails the SLO).
+/// `Some(0.0)` when no fault ended.
+pub fn slowest_recovery(recovery: &[super::RecoveryRecord]) -> Option<f64> {
+    recovery
+        .iter()
+        .try_fold(0.0f64, |acc, r| r.recovered_after_s.map(|s| acc.max(s)))
+}
+
 /// Formats a value with its unit, with precision that suits the magnitude.
 pub fn fmt_value(v: f64, unit: &str) -> String {
     let n = fmt_num(v);
@@ -930,6 +958,23 @@ mod tests {
         assert_eq!(time_to_recover(&j, 3), Some(3.0));
         let calm = journal(windows(&[10.0; 10]));
         assert_eq!(time_to_recover(&calm, 3), Some(0.0));
+    }
+
+    #[test]
+    fn analyse_is_idempotent_and_fills_recovery() {
+        let mut j = journal(windows(&[
+            10.0, 10.0, 10.0, 900.0, 700.0, 10.0, 10.0, 10.0, 10.0, 10.0,
+        ]));
+        analyse(&mut j, 3);
+        let once = j.clone();
+        analyse(&mut j, 3);
+        assert_eq!(j, once);
+        assert_eq!(j.recovery.len(), 1);
+        assert_eq!(j.recovery[0].recovered_after_s, Some(0.0));
+        assert_eq!(slowest_recovery(&j.recovery), Some(0.0));
+        let mut never = j.recovery.clone();
+        never[0].recovered_after_s = None;
+        assert_eq!(slowest_recovery(&never), None);
     }
 
     #[test]
