@@ -543,3 +543,16 @@ fn html_report_renders_in_headless_chromium() {
     .unwrap();
     check_html_in_browser(&run.join("report.html"), "VIOLATED");
 }
+
+/// The whole Markdown report of a seeded run, as a reviewed snapshot: any change to what
+/// people read shows up in review (`cargo insta review`).
+#[test]
+fn markdown_report_snapshot() {
+    let md = render_markdown(&simulated(&Sim {
+        playbook: true,
+        ..Sim::default()
+    }));
+    insta::with_settings!({filters => vec![(r"gameday \d+\.\d+\.\d+\S*", "gameday [version]")]}, {
+        insta::assert_snapshot!(md);
+    });
+}

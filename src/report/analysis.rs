@@ -233,14 +233,16 @@ pub fn shortfall(slo: &SloRecord, observed: f64) -> String {
     let unit = slo.metric.unit();
     if slo.comparison.lower_is_better() {
         let over = observed - slo.threshold;
-        if slo.threshold > 0.0 && observed / slo.threshold >= 1.5 {
-            format!(
-                "{:.1}x the threshold, {} over",
-                observed / slo.threshold,
-                fmt_value(over, unit)
-            )
+        // A difference of percentages is in points.
+        let over = if unit == "%" {
+            format!("{} points over", fmt_num(over))
         } else {
             format!("{} over", fmt_value(over, unit))
+        };
+        if slo.threshold > 0.0 && observed / slo.threshold >= 1.5 {
+            format!("{:.1}x the threshold, {over}", observed / slo.threshold)
+        } else {
+            over
         }
     } else {
         let under = slo.threshold - observed;

@@ -12,7 +12,7 @@ use html_escape::encode_text as text;
 
 use super::analysis::{fmt_num, fmt_value, phase_histogram, rfc3339, Change, RunComparison};
 use super::journal::{ActionSource, Journal, SloMetric};
-use super::markdown::{delta, fmt_dur, r3_r4, slo_cell, verdict, PHASE_METRICS};
+use super::markdown::{delta, fmt_dur, fmt_offset, r3_r4, slo_cell, verdict, PHASE_METRICS};
 use super::svg::{Chart, Series, Span};
 
 const CSS: &str = r#"
@@ -156,7 +156,7 @@ pub fn render_html(j: &Journal) -> String {
                 match slo_cell(j, s, &p.name) {
                     Some((ok, t)) => {
                         let (val, d) = match t.split_once(" (") {
-                            Some((a, b)) => (a.to_owned(), format!("({b}")),
+                            Some((a, b)) => (a.to_owned(), b.trim_end_matches(')').to_owned()),
                             None => (t, String::new()),
                         };
                         let _ = write!(
@@ -271,13 +271,13 @@ pub fn render_html(j: &Journal) -> String {
             };
             let _ = write!(
                 h,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">t+{}s</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{cls}\">{rev}</td></tr>",
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{cls}\">{rev}</td></tr>",
                 text(&f.name),
                 text(&f.kind),
                 text(&f.target),
                 text(&f.targets.join(", ")),
-                fmt_num(f.start_s),
-                f.end_s.map(|e| format!("t+{}s", fmt_num(e))).unwrap_or_else(|| "never".into()),
+                fmt_offset(f.start_s),
+                f.end_s.map(fmt_offset).unwrap_or_else(|| "never".into()),
                 f.end_s.map(|e| fmt_dur(e - f.start_s)).unwrap_or_else(|| "–".into()),
             );
         }
@@ -288,8 +288,8 @@ pub fn render_html(j: &Journal) -> String {
         for e in &j.events {
             let _ = write!(
                 h,
-                "<tr><td class=\"num\">t+{}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                fmt_num(e.t_s),
+                "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                fmt_offset(e.t_s),
                 e.kind.label(),
                 text(e.phase.as_deref().unwrap_or("")),
                 text(e.fault.as_deref().unwrap_or("")),

@@ -111,12 +111,18 @@ pub(crate) fn fmt_dur(s: f64) -> String {
     }
 }
 
+/// An offset into the run, for timelines: `t+12.5s`.
+pub(crate) fn fmt_offset(t: f64) -> String {
+    format!("t+{t:.1}s")
+}
+
 /// Escapes text for a Markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The change of `v` from the baseline's `b`, as `+12 ms (+40%)`.
+/// The change of `v` from the baseline's `b`, as `+12 ms, +40%` (`+1.5 pts` for
+/// percentages).
 pub(crate) fn delta(v: f64, b: f64, unit: &str) -> String {
     let d = v - b;
     let sign = if d >= 0.0 { "+" } else { "" };
@@ -125,7 +131,7 @@ pub(crate) fn delta(v: f64, b: f64, unit: &str) -> String {
         return format!("{sign}{} pts", fmt_num(d));
     }
     let rel = if b.abs() > f64::EPSILON {
-        format!(" ({sign}{:.0}%)", d / b * 100.0)
+        format!(", {sign}{:.0}%", d / b * 100.0)
     } else {
         String::new()
     };
@@ -351,14 +357,14 @@ pub fn render_markdown(j: &Journal) -> String {
             };
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | t+{}s | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&f.name),
                 cell(&f.kind),
                 cell(&f.target),
                 cell(&f.targets.join(", ")),
-                fmt_num(f.start_s),
+                fmt_offset(f.start_s),
                 f.end_s
-                    .map(|e| format!("t+{}s", fmt_num(e)))
+                    .map(fmt_offset)
                     .unwrap_or_else(|| "never".to_owned()),
                 f.end_s
                     .map(|e| fmt_dur(e - f.start_s))
@@ -376,8 +382,8 @@ pub fn render_markdown(j: &Journal) -> String {
         for e in &j.events {
             let _ = writeln!(
                 md,
-                "| t+{}s | {} | {} | {} | {} | {} |",
-                fmt_num(e.t_s),
+                "| {} | {} | {} | {} | {} | {} |",
+                fmt_offset(e.t_s),
                 e.kind.label(),
                 cell(e.phase.as_deref().unwrap_or("")),
                 cell(e.fault.as_deref().unwrap_or("")),
@@ -447,7 +453,7 @@ pub fn render_markdown(j: &Journal) -> String {
         let blank = "_____";
         let _ = writeln!(
             md,
-            "{}. [ ] **{}**  \n   priority: **{}** · owner: {} · due: {} · source: {}",
+            "{}. [ ] **{}**  \n   priority: **{}** · owner: {} · due: {} · source: {}{}",
             i + 1,
             a.title,
             a.priority.as_deref().unwrap_or(blank),
@@ -456,7 +462,9 @@ pub fn render_markdown(j: &Journal) -> String {
             match a.source {
                 ActionSource::Scenario => "scenario",
                 ActionSource::Derived => "derived",
-            }
+            },
+            // Two trailing spaces: a Markdown line break before the detail.
+            if a.detail.is_some() { "  " } else { "" }
         );
         if let Some(d) = &a.detail {
             let _ = writeln!(md, "   {}", d.replace('\n', " "));
