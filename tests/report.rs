@@ -542,6 +542,18 @@ fn html_report_renders_in_headless_chromium() {
     )
     .unwrap();
     check_html_in_browser(&run.join("report.html"), "VIOLATED");
+
+    let run = dir.path().join("revert-failed");
+    std::fs::create_dir(&run).unwrap();
+    write_all(
+        &simulated(&Sim {
+            revert_fails: true,
+            ..Sim::default()
+        }),
+        &run,
+    )
+    .unwrap();
+    check_html_in_browser(&run.join("report.html"), "REVERT INCOMPLETE");
 }
 
 /// The whole Markdown report of a seeded run, as a reviewed snapshot: any change to what

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use html_escape::encode_text as text;
 
 use super::analysis::{fmt_num, fmt_value, phase_histogram, rfc3339, Change, RunComparison};
-use super::journal::{ActionSource, Journal, SloMetric};
+use super::journal::{ActionSource, EventKind, Journal, SloMetric};
 use super::markdown::{delta, fmt_dur, fmt_offset, r3_r4, slo_cell, verdict, PHASE_METRICS};
 use super::svg::{Chart, Series, Span};
 
@@ -50,6 +50,7 @@ svg .fault rect{fill:#cf222e;fill-opacity:.12}svg .fault text{fill:#a40e26;font-
 svg .threshold{stroke:#a40e26;stroke-width:1.5;stroke-dasharray:7 4}
 svg .threshold-label{fill:#a40e26;font-weight:600}
 svg .series{fill:none;stroke-width:2;stroke-linejoin:round}
+svg .marker line{stroke:#cf222e;stroke-width:2}svg .marker text{fill:#a40e26;font-weight:700}
 svg .hover{fill:transparent}svg .hover:hover{fill:#0969da;fill-opacity:.08}
 .s1{stroke:#0969da;background:#0969da}.s2{stroke:#bc4c00;background:#bc4c00}.s3{stroke:#8250df;background:#8250df}
 .s4{stroke:#cf222e;background:#cf222e}.s5{stroke:#1a7f37;background:#1a7f37}.s6{stroke:#6e7781;background:#6e7781}
@@ -470,6 +471,30 @@ fn spans(j: &Journal, x_end: f64) -> (Vec<Span>, Vec<Span>) {
     (phases, faults)
 }
 
+/// Events that deserve a line on the time charts: stops, signals, failed reverts, errors.
+fn markers(j: &Journal) -> Vec<(f64, String)> {
+    j.events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::StopCondition
+                    | EventKind::Signal
+                    | EventKind::RevertFailed
+                    | EventKind::Error
+            )
+        })
+        .map(|e| {
+            let what = e
+                .fault
+                .as_deref()
+                .map(|f| format!(" {f}"))
+                .unwrap_or_default();
+            (e.t_s, format!("{}{what}: {}", e.kind.label(), e.message))
+        })
+        .collect()
+}
+
 /// Threshold lines for the SLOs of the given metrics.
 fn thresholds(j: &Journal, metrics: &[SloMetric]) -> Vec<(f64, String)> {
     j.slos
@@ -564,6 +589,7 @@ fn time_charts(j: &Journal) -> String {
             ],
         ),
         hovers,
+        markers: markers(j),
     };
     let _ = write!(
         out,
@@ -589,6 +615,7 @@ fn time_charts(j: &Journal) -> String {
         phases,
         thresholds: thresholds(j, &[SloMetric::ErrorRatePct]),
         hovers: vec![],
+        markers: markers(j),
     };
     let _ = write!(
         out,
@@ -632,6 +659,7 @@ fn time_charts(j: &Journal) -> String {
         phases,
         thresholds: thresholds(j, &[SloMetric::ThroughputRps]),
         hovers: vec![],
+        markers: markers(j),
     };
     let _ = write!(
         out,
@@ -699,6 +727,7 @@ fn distribution_chart(j: &Journal) -> String {
         phases: vec![],
         thresholds: vec![],
         hovers: vec![],
+        markers: vec![],
     };
     let legend_items: Vec<(&str, &str)> = names.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     format!(

@@ -58,6 +58,24 @@ pub(crate) struct Chart {
     pub thresholds: Vec<(f64, String)>,
     /// Per-x hover text (one invisible column per entry: x start, x end, text).
     pub hovers: Vec<(f64, f64, String)>,
+    /// Instants worth a line of their own (a stop condition fired, a revert failed).
+    pub markers: Vec<(f64, String)>,
+}
+
+/// Fits a label into `width` user units (about 7 per character at 12px), eliding the end;
+/// empty when not even two characters fit.
+fn fit(label: &str, width: f64) -> String {
+    let max = (width / 7.0).floor() as usize;
+    let n = label.chars().count();
+    if n <= max {
+        label.to_owned()
+    } else if max < 3 {
+        String::new()
+    } else {
+        let mut s: String = label.chars().take(max - 1).collect();
+        s.push('…');
+        s
+    }
 }
 
 /// A "nice" step (1, 2 or 5 times a power of ten) giving about `n` ticks up to `max`.
@@ -124,16 +142,19 @@ impl Chart {
             t = text(&self.title)
         );
         // Fault windows under everything else.
-        for f in &self.faults {
+        for (i, f) in self.faults.iter().enumerate() {
             let a = sx(f.start.max(x0));
             let b = sx(f.end.min(x1));
+            // Overlapping faults get their labels on staggered lines; a label may run past a
+            // narrow (instant) fault's window, up to the plot's edge.
             let _ = write!(
                 s,
-                r#"<g class="fault"><rect x="{a:.1}" y="{TOP}" width="{w:.1}" height="{ph}"><title>{l}</title></rect><text x="{tx:.1}" y="{ty:.1}">{l}</text></g>"#,
+                r#"<g class="fault"><rect x="{a:.1}" y="{TOP}" width="{w:.1}" height="{ph}"><title>{l}</title></rect><text x="{tx:.1}" y="{ty:.1}">{short}</text></g>"#,
                 w = (b - a).max(1.5),
                 l = text(&f.label),
+                short = text(&fit(&f.label, W - RIGHT - a - 8.0)),
                 tx = a + 4.0,
-                ty = TOP + 13.0
+                ty = TOP + 13.0 + 14.0 * (i % 3) as f64
             );
         }
         // Grid and y ticks.
@@ -192,7 +213,7 @@ impl Chart {
                 y2 = TOP + ph,
                 m = (a + b) / 2.0,
                 ty = TOP - 8.0,
-                l = text(&p.label)
+                l = text(&fit(&p.label, b - a))
             );
         }
         // Axes.
@@ -248,6 +269,18 @@ impl Chart {
                 r#"<path class="series {c}" d="{d}"><title>{n}</title></path>"#,
                 c = series.class,
                 n = text(&series.name)
+            );
+        }
+        for (t, label) in &self.markers {
+            let x = sx(*t);
+            let _ = write!(
+                s,
+                r#"<g class="marker"><line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{yb}"/><text x="{tx:.1}" y="{ty}">{l}</text><title>{full}</title></g>"#,
+                yb = TOP + ph,
+                tx = x + 3.0,
+                ty = TOP + ph - 6.0,
+                l = text(&fit(label, W - RIGHT - x - 6.0)),
+                full = text(label)
             );
         }
         for (a, b, t) in &self.hovers {
@@ -307,6 +340,7 @@ mod tests {
             phases: vec![],
             thresholds: vec![],
             hovers: vec![],
+            markers: vec![],
         };
         let svg = c.render();
         let d = svg
@@ -318,6 +352,13 @@ mod tests {
             .unwrap();
         assert_eq!(d.matches('M').count(), 2, "a gap starts a new subpath: {d}");
         assert_eq!(d.matches('L').count(), 1);
+    }
+
+    #[test]
+    fn long_labels_are_elided_to_fit() {
+        assert_eq!(fit("baseline", 100.0), "baseline");
+        assert_eq!(fit("a-very-long-phase-name", 70.0), "a-very-lo…");
+        assert_eq!(fit("chaos", 14.0), "");
     }
 
     #[test]
@@ -338,6 +379,7 @@ mod tests {
             phases: vec![],
             thresholds: vec![],
             hovers: vec![],
+            markers: vec![],
         };
         let svg = c.render();
         assert!(!svg.contains("<script>"));
