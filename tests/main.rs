@@ -1,4 +1,7 @@
-//! The single integration test binary: one module per area.
+//! The integration test binary: one module per area, sharing `support`.
 
-mod report;
 mod support;
+
+mod cli_validate;
+mod engine_run;
+mod report;

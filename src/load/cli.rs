@@ -1,0 +1,295 @@
+//! `gameday load URL`: the load generator on its own, like vegeta or oha. Open model with
+//! `--rate`, closed model (as fast as the connections allow) without. Prints a summary table,
+//! or exactly one JSON object with `--json`; `--hdr-log` writes a standard HdrHistogram
+//! interval log (one latency histogram per second, service and lag tagged) that HdrHistogram's
+//! own tools can plot.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::{EndpointSpec, LoadSpec, LoadSummary, Percentiles, Window};
+
+/// Arguments of `gameday load`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// URL to load (http:// or https://).
+    pub url: String,
+    /// Requests per second (open model: constant arrival rate, latency counted from each
+    /// request's intended send time). Accepts `2000`, `5k`, `20k/s`. Without it: closed model,
+    /// as fast as the connections allow.
+    #[arg(short = 'r', long, value_parser = super::parse_rate)]
+    pub rate: Option<f64>,
+    /// How long to send (`30s`, `2m`).
+    #[arg(short = 'z', long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Keep-alive connections (the most requests in flight at once).
+    #[arg(short = 'c', long, default_value_t = 64)]
+    pub connections: usize,
+    /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    pub method: String,
+    /// Request header `Name: value`; repeat for several.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(short = 'd', long)]
+    pub body: Option<String>,
+    /// Request timeout (`10s`, `500ms`).
+    #[arg(short = 't', long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// TCP connect and TLS handshake timeout; default: the request timeout.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Generator lag above which a second is marked untrusted (the generator, not the target,
+    /// was late).
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    pub max_lag: Duration,
+    /// Accept any TLS certificate.
+    #[arg(long)]
+    pub insecure: bool,
+    /// PEM file of CA certificates to trust for https://.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Print exactly one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write an HdrHistogram interval log (latency per second, µs values in ms) to this file.
+    #[arg(long)]
+    pub hdr_log: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    /// The equivalent scenario `load:` section.
+    pub fn to_spec(&self) -> anyhow::Result<LoadSpec> {
+        let mut headers = std::collections::BTreeMap::new();
+        for h in &self.headers {
+            let (name, value) = h
+                .split_once(':')
+                .with_context(|| format!("header `{h}` is not `Name: value`"))?;
+            headers.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        Ok(LoadSpec {
+            url: None,
+            endpoints: vec![EndpointSpec {
+                url: self.url.clone(),
+                method: self.method.clone(),
+                headers,
+                body: self.body.clone(),
+                weight: 1,
+            }],
+            rate: self.rate,
+            connections: self.connections,
+            timeout: fmt(self.timeout),
+            connect_timeout: self.connect_timeout.map(fmt),
+            http2: self.http2,
+            max_lag: Some(fmt(self.max_lag)),
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+        })
+    }
+}
+
+/// Runs `gameday load`; returns the process exit code (0: the run completed, whatever the
+/// target answered; errors before any request are `Err`). Ctrl-C ends the run early and still
+/// prints the summary.
+pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
+    let spec = args.to_spec()?;
+    let wall_start = SystemTime::now();
+    let (handle, mut rx) =
+        super::start(&spec, CancellationToken::new()).context("cannot start the load")?;
+    let t0 = handle.started_at();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .expect("a valid progress template"),
+    );
+    let mut windows: Vec<Window> = Vec::new();
+    let deadline = tokio::time::Instant::from_std(t0 + args.duration);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            Some(w) = rx.recv() => {
+                bar.set_message(progress_line(&w));
+                bar.tick();
+                windows.push(w);
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = tokio::signal::ctrl_c() => { interrupted = true; break }
+        }
+    }
+    let end = if interrupted {
+        t0.elapsed()
+    } else {
+        args.duration
+    };
+    let summary = handle.finish_at(end).await;
+    while let Some(w) = rx.recv().await {
+        windows.push(w);
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &args.hdr_log {
+        write_hdr_log(path, wall_start, &windows)
+            .with_context(|| format!("cannot write the hdr log {}", path.display()))?;
+    }
+    let out = if args.json {
+        serde_json::to_string(&json_summary(&args, &summary, interrupted))? + "\n"
+    } else {
+        table(&args, &summary, interrupted)
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+fn progress_line(w: &Window) -> String {
+    format!(
+        "{:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}{}",
+        w.rate_achieved,
+        w.latency.p50,
+        w.latency.p99,
+        w.errors.total(),
+        if w.trusted {
+            ""
+        } else {
+            "  (generator lagging: untrusted)"
+        }
+    )
+}
+
+fn pct_json(p: &Percentiles) -> serde_json::Value {
+    serde_json::json!({
+        "p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999, "max": p.max, "mean": p.mean,
+    })
+}
+
+/// The `--json` object. Its keys are a contract for scripts (see docs/load.md).
+pub fn json_summary(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> serde_json::Value {
+    serde_json::json!({
+        "url": args.url,
+        "model": if args.rate.is_some() { "open" } else { "closed" },
+        "connections": args.connections,
+        "http2": args.http2,
+        "requests": s.requests,
+        "ok": s.ok,
+        "duration_s": s.duration_s,
+        "rate_requested": s.rate_requested,
+        "rate_achieved": s.rate_achieved,
+        "dropped": s.dropped,
+        "late": s.late,
+        "errors": s.errors,
+        "errors_total": s.errors.total(),
+        "latency_ms": pct_json(&s.latency),
+        "service_ms": pct_json(&s.service),
+        "lag_ms": pct_json(&s.lag),
+        "windows": s.windows,
+        "untrusted_windows": s.untrusted_windows,
+        "interrupted": interrupted,
+    })
+}
+
+fn table(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> String {
+    let mut o = String::new();
+    let model = match s.rate_requested {
+        Some(r) => format!("open model, {r:.0} req/s requested"),
+        None => "closed model".to_owned(),
+    };
+    o += &format!(
+        "gameday load {}: {model}, {} connections{}, {:.1} s{}\n\n",
+        args.url,
+        args.connections,
+        if args.http2 { ", HTTP/2" } else { "" },
+        s.duration_s,
+        if interrupted { " (interrupted)" } else { "" }
+    );
+    o += &format!(
+        "  requests   {:>10}  ok {}  dropped {}  late {}\n",
+        s.requests, s.ok, s.dropped, s.late
+    );
+    o += &format!("  rate       {:>10.1} req/s achieved\n", s.rate_achieved);
+    let errs: Vec<String> = super::ErrorClass::ALL
+        .iter()
+        .filter(|c| s.errors.get(**c) > 0)
+        .map(|c| format!("{c} {}", s.errors.get(*c)))
+        .collect();
+    o += &format!(
+        "  errors     {:>10}  {}\n\n",
+        s.errors.total(),
+        if errs.is_empty() {
+            String::new()
+        } else {
+            errs.join(", ")
+        }
+    );
+    o += &format!(
+        "  {:<24}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
+        "ms", "p50", "p90", "p99", "p99.9", "max", "mean"
+    );
+    for (name, p) in [
+        ("latency (from intended)", &s.latency),
+        ("service (from send)", &s.service),
+        ("generator lag", &s.lag),
+    ] {
+        o += &format!(
+            "  {:<24}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}\n",
+            name, p.p50, p.p90, p.p99, p.p999, p.max, p.mean
+        );
+    }
+    o += "\n";
+    if s.untrusted_windows.is_empty() {
+        o += &format!(
+            "  all {} one-second windows trusted (generator lag within bounds)\n",
+            s.windows
+        );
+    } else {
+        o += &format!(
+            "  UNTRUSTED windows (generator lagged; latency there may be the generator's fault): {:?}\n",
+            s.untrusted_windows
+        );
+    }
+    o
+}
+
+/// Writes the windows as a standard HdrHistogram interval log: untagged latency (what the
+/// HdrHistogram plotters show by default), then `service` and `lag` tagged, values in ms.
+fn write_hdr_log(
+    path: &std::path::Path,
+    start: SystemTime,
+    windows: &[Window],
+) -> anyhow::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut serializer = V2DeflateSerializer::new();
+    let mut log = IntervalLogWriterBuilder::new()
+        .add_comment("gameday load: latency from intended send time; tags service and lag")
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut file, &mut serializer)?;
+    let tags = (
+        Tag::new("service").expect("valid tag"),
+        Tag::new("lag").expect("valid tag"),
+    );
+    for w in windows {
+        let at = Duration::from_secs_f64(w.start_s);
+        let len = Duration::from_secs_f64(w.duration_s);
+        let wr = |e| anyhow::anyhow!("{e}");
+        log.write_histogram(&w.histograms.latency.decode()?, at, len, None)
+            .map_err(wr)?;
+        log.write_histogram(&w.histograms.service.decode()?, at, len, Some(tags.0))
+            .map_err(wr)?;
+        log.write_histogram(&w.histograms.lag.decode()?, at, len, Some(tags.1))
+            .map_err(wr)?;
+    }
+    drop(log);
+    file.flush()?;
+    Ok(())
+}

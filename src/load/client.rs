@@ -1,0 +1,282 @@
+//! The HTTP side of the generator: TLS configuration, opening a keep-alive connection
+//! (DNS, TCP, TLS, HTTP/1.1 or HTTP/2 handshake), sending one request and reading its body,
+//! and classifying every failure into an [`ErrorClass`].
+//!
+//! hyper's connection-level client (`hyper::client::conn`) is used rather than a pooled client
+//! (`hyper_util::client::legacy`, reqwest): each load worker owns its connections, so there is
+//! no shared pool and no lock between workers, and the worker knows exactly when a connection
+//! is opened (counted in the service time) and when it is lost (reconnect on the next request).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+
+use super::error::{ErrorClass, LoadError};
+use super::spec::{Origin, Plan};
+
+/// One open connection, ready for the next request.
+pub(crate) enum Sender {
+    /// HTTP/1.1: one request at a time on it.
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    /// HTTP/2 (the worker still sends one request at a time, so connections = concurrency).
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    /// Whether the peer or an error has closed it (then the worker reconnects, uncounted).
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Waits until the connection can take a request; `false` if it closed meanwhile.
+    pub(crate) async fn ready(&mut self) -> bool {
+        match self {
+            Sender::H1(s) => s.ready().await.is_ok(),
+            Sender::H2(s) => s.ready().await.is_ok(),
+        }
+    }
+
+    /// Sends one request and reads the whole body (so the connection can be reused).
+    pub(crate) async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<StatusCode, ErrorClass> {
+        let resp = match self {
+            Sender::H1(s) => s.send_request(req).await,
+            Sender::H2(s) => s.send_request(req).await,
+        }
+        .map_err(|e| classify_hyper(&e))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|e| classify_hyper(&e))?;
+        }
+        Ok(status)
+    }
+}
+
+/// The TLS client configuration: ring as the crypto provider, the built-in web roots or the
+/// given CA file, or no verification at all when `insecure`; ALPN for the HTTP version.
+pub(crate) fn tls_config(
+    http2: bool,
+    insecure: bool,
+    ca_file: Option<&Path>,
+) -> Result<rustls::ClientConfig, LoadError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let ca_err = |reason: String| LoadError::CaFile {
+                    path: path.to_owned(),
+                    reason,
+                };
+                let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                    let cert = cert.map_err(|e| ca_err(e.to_string()))?;
+                    roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+                }
+                if roots.is_empty() {
+                    return Err(ca_err("no PEM certificate in it".into()));
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(config)
+}
+
+/// Accepts any server certificate (`insecure: true`), still checking the handshake signatures
+/// so that the TLS work the target does is the real one.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Opens one connection to `origin`: DNS, TCP (each resolved address in turn), TLS, then the
+/// HTTP handshake. The connection's driver runs in its own task until the connection closes.
+pub(crate) async fn connect(plan: &Plan, origin: &Origin) -> Result<Sender, ErrorClass> {
+    let addrs = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+        .await
+        .map_err(|_| ErrorClass::Dns)?;
+    let mut last = ErrorClass::Dns;
+    let mut stream = None;
+    for addr in addrs {
+        match tokio::time::timeout(plan.connect_timeout, TcpStream::connect(addr)).await {
+            Err(_) => {
+                // The time budget is spent: trying the next address would double it.
+                last = ErrorClass::ConnectTimeout;
+                break;
+            }
+            Ok(Err(e)) => last = classify_connect(&e),
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+        }
+    }
+    let stream = stream.ok_or(last)?;
+    // Requests are small and latency is the measurement: never wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    if origin.tls {
+        let config = plan.tls.clone().ok_or(ErrorClass::Tls)?;
+        let name = ServerName::try_from(origin.host.clone()).map_err(|_| ErrorClass::Tls)?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let tls = tokio::time::timeout(plan.connect_timeout, connector.connect(name, stream))
+            .await
+            .map_err(|_| ErrorClass::ConnectTimeout)?
+            // Whatever breaks a handshake (an untrusted certificate, a peer that does not speak
+            // TLS and answers garbage or closes) is a TLS failure from the user's side.
+            .map_err(|_| ErrorClass::Tls)?;
+        handshake(TokioIo::new(tls), plan.http2).await
+    } else {
+        handshake(TokioIo::new(stream), plan.http2).await
+    }
+}
+
+async fn handshake<T>(io: T, http2: bool) -> Result<Sender, ErrorClass>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    if http2 {
+        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| classify_hyper(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| classify_hyper(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H1(sender))
+    }
+}
+
+/// The class of a failed TCP connect.
+pub(crate) fn classify_connect(e: &io::Error) -> ErrorClass {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorClass::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorClass::Reset,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// The class of a failed request on an open connection.
+fn classify_hyper(e: &hyper::Error) -> ErrorClass {
+    if e.is_timeout() {
+        return ErrorClass::RequestTimeout;
+    }
+    // Look through the cause chain for the io or h2 error that says what the peer did.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => ErrorClass::Reset,
+                io::ErrorKind::TimedOut => ErrorClass::RequestTimeout,
+                _ => ErrorClass::Other,
+            };
+        }
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            if h2.is_reset() || h2.is_go_away() || h2.is_io() {
+                return ErrorClass::Reset;
+            }
+            return ErrorClass::Other;
+        }
+        source = s.source();
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        // The peer closed the connection before a whole response: a reset from the user's side.
+        return ErrorClass::Reset;
+    }
+    ErrorClass::Other
+}
+
+/// The class of an HTTP status: `None` for a success (1xx, 2xx, 3xx).
+pub(crate) fn classify_status(status: StatusCode) -> Option<ErrorClass> {
+    if status.is_server_error() {
+        Some(ErrorClass::Http5xx)
+    } else if status.is_client_error() {
+        Some(ErrorClass::Http4xx)
+    } else {
+        None
+    }
+}

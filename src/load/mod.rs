@@ -1,0 +1,263 @@
+//! The load generator: open-model (constant arrival rate, per-phase rates and linear ramps) or
+//! closed-model (fixed concurrency) HTTP load, measured with HdrHistograms in one-second
+//! windows, and the `gameday load` command that offers it on its own.
+//!
+//! A gameday's verdict is only as true as its measurement, so the generator measures itself
+//! too. Each window carries three histograms: latency from the *intended* send time (what users
+//! feel; a stalled target shows in the percentiles instead of hiding, as in wrk2), service time
+//! from the actual send (what the target did), and the generator's own lag; a window whose lag
+//! is above `max_lag` is marked untrusted rather than blamed on the target.
+//!
+//! How the engine uses it:
+//! 1. [`start`] with the scenario's [`LoadSpec`] and a child of the run's cancellation token;
+//!    it returns a [`LoadHandle`] and a receiver of [`Window`]s, one per second, to judge the
+//!    hypothesis and stop conditions live and to write into the journal.
+//! 2. At each phase start, [`LoadHandle::apply_phase`] (or [`LoadHandle::set_rate`]).
+//! 3. [`LoadHandle::finish`] at the end: stops sending, lets requests in flight complete (bounded
+//!    by the timeouts), sends the last partial window and returns the [`LoadSummary`].
+//!
+//! Phase figures are the merge of their windows' histograms ([`HistSet::merge`], then
+//! [`Percentiles::of_blob`]). Files: [`spec`] (YAML model and validation), [`schedule`]
+//! (arrival times), [`client`] (HTTP, TLS, error classes), [`worker`] (hot path), [`window`]
+//! (collector), [`hist`] (histograms), [`cli`] (`gameday load`).
+
+pub mod cli;
+pub(crate) mod client;
+pub mod error;
+pub mod hist;
+pub(crate) mod schedule;
+pub mod spec;
+pub mod window;
+pub(crate) mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{ErrorClass, ErrorCounts, LoadError};
+pub use hist::{merge, HistBlob, HistSet, Percentiles};
+pub use spec::{parse_duration, parse_rate, EndpointSpec, LoadSpec, PhaseLoad};
+pub use window::Window;
+
+use schedule::Schedule;
+use worker::{Shared, Slot};
+
+/// Totals of a whole run, with its merged histograms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSummary {
+    /// Length of the sending part of the run, seconds.
+    pub duration_s: f64,
+    /// Mean rate the schedule asked for over the run (open model only).
+    pub rate_requested: Option<f64>,
+    /// Requests completed per second of `duration_s`.
+    pub rate_achieved: f64,
+    /// Requests completed (`ok` + every error class).
+    pub requests: u64,
+    /// Requests answered 1xx-3xx.
+    pub ok: u64,
+    /// Requests not sent: no connection was free for them within the timeout.
+    pub dropped: u64,
+    /// Requests sent late because every connection was busy.
+    pub late: u64,
+    /// Failed requests by class.
+    pub errors: ErrorCounts,
+    /// Latency from the intended send time, ms.
+    pub latency: Percentiles,
+    /// Service time from the actual send, ms.
+    pub service: Percentiles,
+    /// Generator lag, ms.
+    pub lag: Percentiles,
+    /// Number of one-second windows.
+    pub windows: u64,
+    /// Indices of windows where the generator was too late to trust.
+    pub untrusted_windows: Vec<u64>,
+    /// The whole run's histograms.
+    pub histograms: HistSet,
+}
+
+/// Controls a running load: change its rate, end it. Dropping it without `finish` cancels the
+/// run's tasks through their cancellation token.
+pub struct LoadHandle {
+    shared: Arc<Shared>,
+    sched_tx: Option<watch::Sender<Arc<Schedule>>>,
+    tasks: JoinSet<()>,
+    collector: tokio::task::JoinHandle<window::Totals>,
+    collector_stop: CancellationToken,
+}
+
+/// Starts the load now. Must be called inside a tokio runtime. The spec is validated first:
+/// an error means nothing was sent. `cancel` abandons everything at once (requests in flight
+/// included); the normal end is [`LoadHandle::finish`].
+pub fn start(
+    spec: &LoadSpec,
+    cancel: CancellationToken,
+) -> Result<(LoadHandle, mpsc::UnboundedReceiver<Window>), LoadError> {
+    let plan = spec.resolve()?;
+    // Our own child: cancelling it (on drop) never reaches the caller's token.
+    let cancel = cancel.child_token();
+    let rate = plan.rate;
+    let connections = plan.connections;
+    let shared = Arc::new(Shared {
+        plan,
+        t0: Instant::now(),
+        ticket: AtomicU64::new(0),
+        end_ns: AtomicU64::new(u64::MAX),
+        stop: cancel.child_token(),
+        cancel,
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut tasks = JoinSet::new();
+    let mut slots = Vec::with_capacity(connections + 1);
+    let sched_tx = rate.map(|r| watch::channel(Arc::new(Schedule::constant(r))).0);
+    for _ in 0..connections {
+        let slot = Arc::new(Slot::default());
+        slots.push(slot.clone());
+        let shared = shared.clone();
+        match &sched_tx {
+            Some(tx) => {
+                tasks.spawn(worker::open_worker(shared, slot, tx.subscribe()));
+            }
+            None => {
+                tasks.spawn(worker::closed_worker(shared, slot));
+            }
+        }
+    }
+    let hb = Arc::new(Slot::default());
+    slots.push(hb.clone());
+    tasks.spawn(worker::heartbeat(shared.clone(), hb));
+    let collector_stop = CancellationToken::new();
+    let collector = tokio::spawn(window::collect(
+        shared.clone(),
+        slots,
+        sched_tx.as_ref().map(|t| t.subscribe()),
+        tx,
+        collector_stop.clone(),
+    ));
+    Ok((
+        LoadHandle {
+            shared,
+            sched_tx,
+            tasks,
+            collector,
+            collector_stop,
+        },
+        rx,
+    ))
+}
+
+impl LoadHandle {
+    /// Changes the arrival rate, linearly over `ramp` (at once when zero). Open model only.
+    pub fn set_rate(&self, rate: f64, ramp: Duration) -> Result<(), LoadError> {
+        let tx = self.sched_tx.as_ref().ok_or(LoadError::ClosedModel)?;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(LoadError::OutOfRange {
+                field: "rate",
+                reason: format!("{rate} is not a rate (zero pauses the load)"),
+            });
+        }
+        let now = self.shared.t0.elapsed().as_secs_f64();
+        tx.send_modify(|s| *s = Arc::new(s.with_change(now, rate, ramp.as_secs_f64())));
+        Ok(())
+    }
+
+    /// Applies a phase's override (rate and ramp); nothing when the phase sets no rate.
+    pub fn apply_phase(&self, phase: &PhaseLoad) -> Result<(), LoadError> {
+        match phase.rate {
+            Some(r) => self.set_rate(r, phase.ramp_duration()?),
+            None => Ok(()),
+        }
+    }
+
+    /// When the run started, on the monotonic clock (window `i` covers `i..i+1` s after it).
+    pub fn started_at(&self) -> Instant {
+        self.shared.t0
+    }
+
+    /// The rate the schedule asks for now (open model).
+    pub fn current_rate(&self) -> Option<f64> {
+        let now = self.shared.t0.elapsed().as_secs_f64();
+        self.sched_tx.as_ref().map(|tx| tx.borrow().rate_at(now))
+    }
+
+    /// Ends the run now. See [`LoadHandle::finish_at`].
+    pub async fn finish(self) -> LoadSummary {
+        let now = self.shared.t0.elapsed();
+        self.finish_at(now).await
+    }
+
+    /// Ends the run at `end` after its start (now, if that is past): no request intended at
+    /// or after `end` is sent, requests in flight complete (bounded by the connect and
+    /// request timeouts), the last partial window is sent, and the totals are returned.
+    /// Ending at a schedule time rather than "when this call runs" makes a fixed-duration run
+    /// send exactly rate x duration requests.
+    pub async fn finish_at(mut self, end: Duration) -> LoadSummary {
+        let shared = self.shared.clone();
+        shared
+            .end_ns
+            .store(end.as_nanos() as u64, Ordering::Release);
+        shared.stop.cancel();
+        let drain = shared.plan.timeout + shared.plan.connect_timeout + Duration::from_secs(1);
+        let joined = tokio::time::timeout(drain, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!(
+                ?drain,
+                "load workers did not drain in time; abandoning requests in flight"
+            );
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        self.collector_stop.cancel();
+        let totals = (&mut self.collector)
+            .await
+            .expect("the load collector does not panic");
+        let duration_s = end.as_secs_f64();
+        let rate_requested = self.sched_tx.as_ref().map(|tx| {
+            let s = tx.borrow();
+            if duration_s > 0.0 {
+                s.count_at(duration_s) / duration_s
+            } else {
+                s.rate_at(0.0)
+            }
+        });
+        let errors = ErrorCounts::from_array(&totals.errors);
+        let requests = totals.ok + errors.total();
+        LoadSummary {
+            duration_s,
+            rate_requested,
+            rate_achieved: if duration_s > 0.0 {
+                requests as f64 / duration_s
+            } else {
+                0.0
+            },
+            requests,
+            ok: totals.ok,
+            dropped: totals.dropped,
+            late: totals.late,
+            errors,
+            latency: Percentiles::of(&totals.hists.latency),
+            service: Percentiles::of(&totals.hists.service),
+            lag: Percentiles::of(&totals.hists.lag),
+            windows: totals.windows,
+            untrusted_windows: totals.untrusted,
+            histograms: totals.hists.encode(),
+        }
+    }
+}
+
+impl Drop for LoadHandle {
+    fn drop(&mut self) {
+        // Without `finish`, nothing would stop the workers: cancel them (a no-op after
+        // `finish`, where everything has already ended).
+        self.shared.cancel.cancel();
+        self.collector_stop.cancel();
+    }
+}
