@@ -42,6 +42,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Print the scenario format's JSON Schema (for editors).
     Schema,
+    /// Drive HTTP load at a URL and measure it, on its own: open model with --rate
+    /// (coordinated-omission corrected), closed model without.
+    Load(crate::load::cli::LoadArgs),
     /// Re-render a run's report from its journal.json, or compare it with an older run
     /// (exit 1 on a regression).
     Report(crate::report::cli::ReportArgs),

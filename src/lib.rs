@@ -37,6 +37,13 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(a) => rt.block_on(commands::plan::run(&a.file, a.json)),
         Command::Run(a) => rt.block_on(commands::run::run(&a)),
         Command::Recover(a) => rt.block_on(commands::recover::run(&a)),
+        Command::Load(a) => match rt.block_on(load::cli::run(a)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("gameday load: {e:#}");
+                commands::EXIT_INVALID
+            }
+        },
         Command::Report(a) => match report::cli::run(a) {
             Ok(code) => code,
             Err(e) => {

@@ -232,3 +232,88 @@ fn sigkill_mid_run_then_recover_leaves_nothing_behind() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
 }
+
+#[test]
+fn a_stop_condition_aborts_the_run_and_reverts_first() {
+    let (port, _code) = crate::support::status_server(503);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("stop-{}", std::process::id());
+    let www = dir.path().join(&marker);
+    std::fs::create_dir_all(&www).unwrap();
+    let s = dir.path().join("stop.yaml");
+    std::fs::write(
+        &s,
+        format!(
+            r#"apiVersion: gameday/v1
+kind: Gameday
+metadata: {{ name: stop-test }}
+target:
+  local:
+    services:
+      - name: web
+        command: [python3, -m, http.server, --bind, 127.0.0.1, --directory, "{www}", "$PORT"]
+        replicas: 2
+        health: /
+load:
+  url: http://127.0.0.1:{port}/
+  rate: 50
+  connections: 4
+hypothesis:
+  slos:
+    - name: errors
+      error_rate: {{ max_percent: 1 }}
+stop_conditions:
+  - name: error storm
+    error_rate: {{ max_percent: 50 }}
+    for: 2s
+phases:
+  - name: chaos
+    duration: 60s
+    faults:
+      - name: kill-one
+        at: 1s
+        every: 5s
+        process_kill: {{ service: web }}
+"#,
+            www = www.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("reports");
+    let o = gameday(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("stop condition `error storm` fired"),
+        "{}",
+        text(&o)
+    );
+    let ledger = std::fs::read_to_string(ledger_of(&out)).unwrap();
+    assert!(
+        ledger.lines().last().unwrap().contains("\"clean\":true"),
+        "{ledger}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet processes left behind");
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ledger_of(&out).with_file_name("run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(run["outcome"], "aborted");
+    let events = run["events"].as_array().unwrap();
+    let stop = events
+        .iter()
+        .position(|e| e["kind"] == "stop_condition")
+        .expect("a stop_condition event");
+    assert!(run["windows"].as_array().unwrap().len() >= 2);
+    assert!(stop > 0);
+    let end_s = run["phases"][0]["end_s"].as_f64().unwrap();
+    assert!(
+        end_s < 59.0,
+        "the 60 s phase was not cut short: ended at {end_s}"
+    );
+}

@@ -109,6 +109,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
     let (handle, mut rx) =
         super::start(&spec, CancellationToken::new()).context("cannot start the load")?;
     let t0 = handle.started_at();
+    handle.stop_at(args.duration);
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")

@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(m.len(), 1001);
         let p = Percentiles::of(&m);
         assert!((p.max - 60_000.0).abs() / 60_000.0 < 0.001, "{p:?}");
-        assert!((p.p50 - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.p50 - 500.0).abs() < 2.0, "{p:?}");
     }
 
     #[test]

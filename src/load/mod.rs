@@ -30,7 +30,7 @@ pub mod spec;
 pub mod window;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,7 @@ pub fn start(
         ticket: AtomicU64::new(0),
         end_ns: AtomicU64::new(u64::MAX),
         stop: cancel.child_token(),
+        stopping: AtomicBool::new(false),
         cancel,
     });
     let (tx, rx) = mpsc::unbounded_channel();
@@ -185,6 +186,15 @@ impl LoadHandle {
         self.sched_tx.as_ref().map(|tx| tx.borrow().rate_at(now))
     }
 
+    /// Sets the end of the sending part in advance: no request intended at or after `end`
+    /// (since the start) is sent, and closed-model workers stop taking requests then. Call it
+    /// when the duration is known up front (the CLI, a fixed scenario), so that a request due
+    /// right at the end does not slip out before [`LoadHandle::finish_at`] runs.
+    pub fn stop_at(&self, end: Duration) {
+        let ns = end.as_nanos().min(u64::MAX as u128 - 1) as u64;
+        self.shared.end_ns.fetch_min(ns, Ordering::AcqRel);
+    }
+
     /// Ends the run now. See [`LoadHandle::finish_at`].
     pub async fn finish(self) -> LoadSummary {
         let now = self.shared.t0.elapsed();
@@ -198,9 +208,8 @@ impl LoadHandle {
     /// send exactly rate x duration requests.
     pub async fn finish_at(mut self, end: Duration) -> LoadSummary {
         let shared = self.shared.clone();
-        shared
-            .end_ns
-            .store(end.as_nanos() as u64, Ordering::Release);
+        self.stop_at(end);
+        shared.stopping.store(true, Ordering::Release);
         shared.stop.cancel();
         let drain = shared.plan.timeout + shared.plan.connect_timeout + Duration::from_secs(1);
         let joined = tokio::time::timeout(drain, async {

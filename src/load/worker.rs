@@ -22,7 +22,7 @@
 //! up to one hour is ~180 KB, three per connection would cost ~35 MB at 64 connections for
 //! nothing; the collector records the samples into one set of histograms per window.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     pub end_ns: AtomicU64,
     /// Graceful stop (`finish`): take no new request, let those in flight complete.
     pub stop: CancellationToken,
+    /// `stop` as a plain flag for the per-request check: `CancellationToken::is_cancelled`
+    /// takes the token tree's mutex, shared by every worker.
+    pub stopping: AtomicBool,
     /// Hard stop: abandon requests in flight.
     pub cancel: CancellationToken,
 }
@@ -243,6 +246,11 @@ pub(crate) async fn open_worker(
     let mut sched = sched_rx.borrow_and_update().clone();
     let timeout_ns = shared.plan.timeout.as_nanos() as u64;
     let max_lag_ns = shared.plan.max_lag.as_nanos() as u64;
+    // Registered once per worker, not once per request: each registration takes the
+    // token's internal lock, which every worker shares.
+    let cancelled = shared.cancel.cancelled();
+    let stopped = shared.stop.cancelled();
+    tokio::pin!(cancelled, stopped);
     'run: loop {
         let i = shared.ticket.fetch_add(1, Ordering::Relaxed);
         let ready = shared.now_ns();
@@ -268,9 +276,14 @@ pub(crate) async fn open_worker(
             };
             tokio::select! {
                 _ = sleep => {}
-                r = sched_rx.changed() => if r.is_err() { break 'run },
-                _ = shared.stop.cancelled(), if !shared.stop.is_cancelled() => {}
-                _ = shared.cancel.cancelled() => break 'run,
+                r = sched_rx.changed() => match r {
+                    // `changed` marks the new schedule seen: take it now, or `has_changed`
+                    // above would never report it.
+                    Ok(()) => sched = sched_rx.borrow_and_update().clone(),
+                    Err(_) => break 'run,
+                },
+                _ = &mut stopped, if !shared.stopping.load(Ordering::Relaxed) => {}
+                _ = &mut cancelled => break 'run,
             }
         };
         let send = shared.now_ns();
@@ -284,7 +297,7 @@ pub(crate) async fn open_worker(
         let late = ready > intended + max_lag_ns;
         let outcome = tokio::select! {
             o = conns.request(&shared, send) => o,
-            _ = shared.cancel.cancelled() => break 'run,
+            _ = &mut cancelled => break 'run,
         };
         record(&slot, intended, send, lag, late, shared.now_ns(), outcome);
     }
@@ -293,11 +306,16 @@ pub(crate) async fn open_worker(
 /// Closed model: send the next request as soon as the previous one answered.
 pub(crate) async fn closed_worker(shared: Arc<Shared>, slot: Arc<Slot>) {
     let mut conns = Conns::new(&shared.plan);
-    while !shared.stop.is_cancelled() {
+    let cancelled = shared.cancel.cancelled();
+    tokio::pin!(cancelled);
+    while !shared.stopping.load(Ordering::Relaxed) {
         let send = shared.now_ns();
+        if send >= shared.end_ns.load(Ordering::Acquire) {
+            break;
+        }
         let outcome = tokio::select! {
             o = conns.request(&shared, send) => o,
-            _ = shared.cancel.cancelled() => break,
+            _ = &mut cancelled => break,
         };
         record(&slot, send, send, 0, false, shared.now_ns(), outcome);
     }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod journal;
 
 use std::path::{Path, PathBuf};
@@ -71,4 +72,50 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A tiny keep-alive HTTP/1.1 server on 127.0.0.1 that answers every request with `status`
+/// (changeable through the returned handle). Plain threads, so sync tests can use it; it
+/// lives as long as the test process.
+pub fn status_server(status: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU16>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let code = Arc::new(AtomicU16::new(status));
+    let c = code.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().unwrap();
+                let mut r = BufReader::new(stream);
+                let mut line = String::new();
+                loop {
+                    // Read one request head (no bodies in these tests).
+                    let mut got = false;
+                    loop {
+                        line.clear();
+                        match r.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" || line == "\n" => break,
+                            Ok(_) => got = true,
+                        }
+                    }
+                    if !got {
+                        continue;
+                    }
+                    let s = c.load(Ordering::Relaxed);
+                    let resp = format!(
+                        "HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, code)
 }
