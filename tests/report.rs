@@ -568,3 +568,265 @@ fn markdown_report_snapshot() {
         insta::assert_snapshot!(md);
     });
 }
+
+/// A real service for real gamedays: a Python HTTP server on a fixed port (what the load
+/// hits) that also answers on the replica's own `$PORT` (what the supervisor probes), so a
+/// killed replica means refused connections until the supervisor restarts it.
+fn real_scenario(dir: &Path, port: u16, name: &str, kill: &str) -> PathBuf {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "<h1>checkout</h1>\n").unwrap();
+    let server = dir.join("server.py");
+    std::fs::write(
+        &server,
+        r#"import http.server, os, sys, threading
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+handler = lambda *a, **k: H(*a, directory=sys.argv[2], **k)
+public = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler)
+probe = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), handler)
+threading.Thread(target=probe.serve_forever, daemon=True).start()
+public.serve_forever()
+"#,
+    )
+    .unwrap();
+    let text = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: {name}
+  owner: team-checkout
+  description: Kill the checkout service and watch users' errors and latency.
+  tags: [monthly, example]
+target:
+  local:
+    max_percent: 100
+    services:
+      - name: checkout
+        command: [python3, "{server}", "{port}", "{www}"]
+        replicas: 1
+        health: /
+load:
+  url: http://127.0.0.1:{port}/
+  rate: 50
+  connections: 4
+  timeout: 2s
+hypothesis:
+  description: Users keep getting answers, fast, while the checkout service is killed.
+  slos:
+    - name: checkout-errors
+      error_rate: {{ max_percent: 25 }}
+    - name: checkout-p99
+      latency: {{ percentile: 99, max: 200ms }}
+    - name: checkout-recovers
+      recovery_time: {{ max: 5s, consecutive: 2 }}
+phases:
+  - name: baseline
+    duration: 3s
+  - name: chaos
+    duration: 6s
+    faults:
+      - name: kill-checkout
+{kill}
+        process_kill: {{ service: checkout }}
+  - name: recovery
+    duration: 4s
+action_items:
+  - title: Run two checkout replicas behind a load balancer
+    owner: team-checkout
+    priority: P2
+    due: 2026-12-15
+playbook:
+  name: checkout restart
+  rto: 30s
+  steps:
+    - step: Confirm the supervisor restarted checkout
+      owner: on-call
+    - step: Check error rate is back under 1%
+      owner: on-call
+"#,
+        server = server.display(),
+        www = www.display(),
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs one real gameday and returns its run folder.
+fn run_gameday(scenario: &Path, out: &Path) -> PathBuf {
+    let o = gameday()
+        .args(["run"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    let code = o.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "the gameday should end held or violated, got {code:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one run folder per run: {dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+/// The whole chain on real parts: two real gamedays of the same scenario (a service killed
+/// once "last month", every second "this month"), every format rendered from the real
+/// journal, checked by a schema validator, an XML parser and a browser, and `--compare`
+/// flagging the regression made on purpose.
+#[test]
+fn real_gamedays_render_every_format_and_compare_flags_the_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let last_month = run_gameday(
+        &real_scenario(
+            &dir.path().join("last"),
+            port,
+            "checkout-kill",
+            "        at: 1500ms",
+        ),
+        &dir.path().join("reports-last"),
+    );
+    let this_month = run_gameday(
+        &real_scenario(
+            &dir.path().join("this"),
+            port,
+            "checkout-kill",
+            "        at: 1500ms\n        every: 1s",
+        ),
+        &dir.path().join("reports-this"),
+    );
+    for run in [&last_month, &this_month] {
+        for f in ["journal.json", "report.md", "report.html", "junit.xml"] {
+            assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+        }
+    }
+    let old = read_journal(&last_month.join("journal.json")).unwrap();
+    let new = read_journal(&this_month.join("journal.json")).unwrap();
+
+    // The journal is the real run's: phases, windows, the kills, and the errors they caused.
+    assert_eq!(
+        new.phases
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["baseline", "chaos", "recovery"]
+    );
+    assert!(new.windows.len() >= 12, "{} windows", new.windows.len());
+    let kills = new
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Inject)
+        .count();
+    assert!(kills >= 3, "expected repeated kills, saw {kills}");
+    let chaos = new.phase("chaos").unwrap();
+    let refused = chaos.stats.errors.connect_refused + chaos.stats.errors.reset;
+    assert!(
+        refused > 0,
+        "killing the only replica refused nothing: {:?}",
+        chaos.stats.errors
+    );
+    assert!(chaos.stats.histogram_b64.is_some());
+    assert_eq!(new.slos.len(), 3);
+    assert!(
+        new.action_items
+            .iter()
+            .any(|a| a.source == ActionSource::Scenario
+                && a.owner.as_deref() == Some("team-checkout"))
+    );
+
+    // Schema-valid.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path()).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for j in [&old, &new] {
+        let v = serde_json::to_value(j).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    // Markdown: the verdict on top, matching the run's outcome.
+    let md = std::fs::read_to_string(this_month.join("report.md")).unwrap();
+    let head: String = md.lines().take(4).collect::<Vec<_>>().join("\n");
+    assert!(
+        head.contains("**Verdict: ") && head.contains(new.run.outcome.label()),
+        "{head}"
+    );
+    assert!(md.contains("`kill-checkout`"));
+    assert!(md.contains("checkout restart"), "the playbook is in R-4");
+
+    // JUnit: one case per SLO per judged phase plus one per fault, failures as judged.
+    let xml = std::fs::read_to_string(this_month.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    let judged: usize = new.slos.iter().map(|s| s.per_phase.len()).sum();
+    assert_eq!(cases, judged + new.faults.len());
+    let failed_slo_phases = new
+        .slos
+        .iter()
+        .flat_map(|s| s.per_phase.iter())
+        .filter(|r| !r.passed)
+        .count();
+    assert_eq!(
+        doc.root_element().attribute("failures").unwrap(),
+        failed_slo_phases.to_string()
+    );
+
+    // The HTML as a person sees it.
+    check_html_in_browser(&this_month.join("report.html"), new.run.outcome.label());
+
+    // Last month against this month: the error rate during chaos regressed.
+    let cmp_dir = dir.path().join("compare");
+    let o = gameday()
+        .arg("report")
+        .arg(this_month.join("journal.json"))
+        .arg("--compare")
+        .arg(last_month.join("journal.json"))
+        .arg("--out")
+        .arg(&cmp_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| `checkout-errors` | chaos |"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(row.contains("REGRESSION"), "{row}");
+    for f in ["compare.md", "compare.html", "journal.json", "report.html"] {
+        assert!(cmp_dir.join(f).is_file(), "{f}");
+    }
+
+    // `GAMEDAY_WRITE_EXAMPLE=1` refreshes reports/example/ from this real run, with the
+    // test's temporary folder replaced by a stable placeholder.
+    if std::env::var_os("GAMEDAY_WRITE_EXAMPLE").is_some() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example");
+        std::fs::create_dir_all(&example).unwrap();
+        let tmp = dir.path().display().to_string();
+        let copies = [
+            (this_month.join("journal.json"), "journal.json"),
+            (this_month.join("report.md"), "report.md"),
+            (this_month.join("report.html"), "report.html"),
+            (this_month.join("junit.xml"), "junit.xml"),
+            (cmp_dir.join("compare.md"), "compare.md"),
+            (cmp_dir.join("compare.html"), "compare.html"),
+            (last_month.join("journal.json"), "last-month.journal.json"),
+        ];
+        for (from, to) in copies {
+            let text = std::fs::read_to_string(&from).unwrap();
+            std::fs::write(example.join(to), text.replace(&tmp, "/tmp/gameday-example")).unwrap();
+        }
+    }
+}

@@ -35,9 +35,7 @@ impl SloMetric {
             SloMetric::LatencyMaxMs => lat.map(|l| l.max),
             SloMetric::LatencyMeanMs => lat.map(|l| l.mean),
             SloMetric::ErrorRatePct => w.error_pct(),
-            SloMetric::AvailabilityPct => {
-                (w.requests > 0).then(|| w.ok as f64 * 100.0 / w.requests as f64)
-            }
+            SloMetric::AvailabilityPct => w.availability_pct(),
             SloMetric::ThroughputRps => Some(w.requests as f64 / WINDOW_S),
             SloMetric::RecoveryTimeS => None,
         }
@@ -49,22 +47,23 @@ impl SloMetric {
     }
 }
 
-/// Whether one window is within an SLO. Untrusted and unmeasurable windows are not: they
-/// cannot prove that the service is healthy.
+/// Whether one window is within an SLO. A window without data is not (silence is not
+/// health). An untrusted window (the generator lagged) is judged on its numbers like any
+/// other, as the engine's own verdicts do, so that the report never contradicts the
+/// verdict; the report lists untrusted seconds under "Measurement" instead.
 fn window_good(w: &WindowRecord, metric: SloMetric, cmp: Comparison, threshold: f64) -> bool {
-    w.trusted
-        && metric
-            .observe_window(w)
-            .is_some_and(|v| cmp.holds(v, threshold))
+    metric
+        .observe_window(w)
+        .is_some_and(|v| cmp.holds(v, threshold))
 }
 
 /// Seconds from `fault_end_s` until the SLO held for `good_seconds` consecutive windows,
 /// measured to the start of that run of good windows (0 when it held right away).
 ///
-/// The search starts at the window that contains the fault's end. A gap in the windows (a
-/// missing second) breaks a run, and so does an untrusted or empty window. Returns `None`
-/// when the SLO never held long enough before the windows ran out. `windows` must be in
-/// time order.
+/// The search starts at the first window that starts at or after the fault's end (as the
+/// engine's own recovery check does), so no second that still held the fault counts. A gap
+/// in the windows (a missing second) breaks a run, and so does an empty window. Returns `None` when the SLO never held long enough before the windows ran out.
+/// `windows` must be in time order.
 pub fn recovery_time(
     windows: &[WindowRecord],
     fault_end_s: f64,
@@ -77,7 +76,7 @@ pub fn recovery_time(
     let mut streak = 0usize;
     let mut streak_start = 0.0;
     let mut prev_t: Option<f64> = None;
-    for w in windows.iter().filter(|w| w.t_s + WINDOW_S > fault_end_s) {
+    for w in windows.iter().filter(|w| w.t_s + 1e-6 >= fault_end_s) {
         let contiguous = prev_t.is_none_or(|p| w.t_s - p <= WINDOW_S * 1.5);
         prev_t = Some(w.t_s);
         if !contiguous {
@@ -262,18 +261,19 @@ fn active_at(faults: &[FaultRecord], t_s: f64) -> Vec<&FaultRecord> {
         .collect()
 }
 
-/// The fault to blame for a bad window: those active during it, else the one that ended
-/// most recently before it ("after X ended").
+/// The fault to blame for a bad window, as the words that follow "broke": "during X" for
+/// the faults active then, else "after X ended" for the one that ended most recently.
 fn blame(faults: &[FaultRecord], t_s: f64) -> Option<String> {
     let active = active_at(faults, t_s);
     if !active.is_empty() {
-        return Some(
+        return Some(format!(
+            "during {}",
             active
                 .iter()
                 .map(|f| format!("`{}` ({})", f.name, f.kind))
                 .collect::<Vec<_>>()
-                .join(" + "),
-        );
+                .join(" + ")
+        ));
     }
     faults
         .iter()
@@ -317,15 +317,19 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
             let phase = journal.phase(&res.phase);
             let role = phase.map(|p| p.role.as_str()).unwrap_or("");
             let unit = slo.metric.unit();
+            // Run-level results (recovery time) carry a pseudo-phase such as `all`.
+            let where_ = match phase {
+                Some(_) => format!("in phase `{}`", res.phase),
+                None => "over the run".to_owned(),
+            };
             let mut detail = String::new();
             let severe = match res.observed {
                 Some(obs) => {
                     let _ = write!(
                         detail,
-                        "{} was {} in phase `{}` against the objective {} ({}).",
+                        "{} was {} {where_} against the objective {} ({}).",
                         slo.metric.label(),
                         fmt_value(obs, unit),
-                        res.phase,
                         slo.objective,
                         shortfall(slo, obs)
                     );
@@ -336,12 +340,18 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
                         slo.threshold - obs >= 1.0
                     }
                 }
+                None if slo.metric == SloMetric::RecoveryTimeS => {
+                    detail.push_str(
+                        "At least one fault was not followed by enough good seconds in a row \
+                         before the run ended: the service did not recover in the run.",
+                    );
+                    true
+                }
                 None => {
                     let _ = write!(
                         detail,
-                        "{} could not be measured in phase `{}` (no successful request).",
+                        "{} could not be measured {where_} (no successful request).",
                         slo.metric.label(),
-                        res.phase
                     );
                     true
                 }
@@ -358,13 +368,22 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
                     );
                     match &culprit {
                         Some(c) => {
-                            let _ = write!(detail, ", during {c}.");
+                            let _ = write!(detail, ", {c}.");
                         }
                         None => detail.push('.'),
                     }
                 }
             }
-            let (title, priority) = if role == ROLE_BASELINE {
+            let (title, priority) = if slo.metric == SloMetric::RecoveryTimeS {
+                recovery_flagged.push(slo.name.clone());
+                (
+                    format!(
+                        "`{}`: recovery after the faults was too slow: make it faster",
+                        slo.name
+                    ),
+                    "P1",
+                )
+            } else if role == ROLE_BASELINE {
                 (
                     format!(
                         "`{}` breaks its SLO before any fault: fix the steady state first",
@@ -382,10 +401,10 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
                     "P1",
                 )
             } else {
-                let during = culprit.unwrap_or_else(|| format!("phase `{}`", res.phase));
+                let during = culprit.unwrap_or_else(|| format!("during phase `{}`", res.phase));
                 (
                     format!(
-                        "`{}` ({}) broke during {}: make the service tolerate it",
+                        "`{}` ({}) broke {}: make the service tolerate it",
                         slo.name,
                         slo.metric.label(),
                         during
@@ -522,6 +541,18 @@ pub struct ComparisonRow {
     pub new_passed: Option<bool>,
     /// What changed.
     pub change: Change,
+}
+
+impl ComparisonRow {
+    /// What an absent value means in this row: no recovery for recovery times, no data
+    /// otherwise.
+    pub fn missing_value(&self) -> &'static str {
+        if self.unit == "s" {
+            "not recovered"
+        } else {
+            "no data"
+        }
+    }
 }
 
 /// Two runs of a scenario side by side.
@@ -782,10 +813,11 @@ mod tests {
     }
 
     #[test]
-    fn the_window_holding_the_fault_end_counts_from_the_end() {
-        // Fault ends at 1.6, inside window [1, 2), which is good.
-        let ws = windows(&[500.0, 10.0, 10.0, 10.0]);
-        assert_eq!(recovery_time(&ws, 1.6, P99, LT, 250.0, 2), Some(0.0));
+    fn a_second_that_still_held_the_fault_does_not_count() {
+        // Fault ends at 1.6, inside window [1, 2): the search starts at window 2.
+        let ws = windows(&[500.0, 10.0, 10.0, 10.0, 10.0]);
+        let r = recovery_time(&ws, 1.6, P99, LT, 250.0, 2).unwrap();
+        assert!((r - 0.4).abs() < 1e-9, "{r}");
     }
 
     #[test]
@@ -795,10 +827,14 @@ mod tests {
     }
 
     #[test]
-    fn untrusted_empty_and_missing_seconds_prove_nothing() {
+    fn empty_and_missing_seconds_prove_nothing_untrusted_ones_are_judged() {
         let mut ws = windows(&[10.0, 10.0, 10.0, 10.0, 10.0, 10.0]);
         ws[1].trusted = false;
-        assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), Some(2.0));
+        assert_eq!(
+            recovery_time(&ws, 0.0, P99, LT, 250.0, 3),
+            Some(0.0),
+            "judged on its numbers, as the engine's verdict is"
+        );
         let mut ws = windows(&[10.0, 10.0, 10.0, 10.0, 10.0]);
         ws[1].latency_ms = None;
         ws[1].ok = 0;

@@ -12,7 +12,9 @@ use html_escape::encode_text as text;
 
 use super::analysis::{fmt_num, fmt_value, phase_histogram, rfc3339, Change, RunComparison};
 use super::journal::{ActionSource, EventKind, Journal, SloMetric};
-use super::markdown::{delta, fmt_dur, fmt_offset, r3_r4, slo_cell, verdict, PHASE_METRICS};
+use super::markdown::{
+    delta, fmt_dur, fmt_offset, r3_r4, slo_cell, slo_columns, verdict, PHASE_METRICS,
+};
 use super::svg::{Chart, Series, Span};
 
 const CSS: &str = r#"
@@ -135,14 +137,10 @@ pub fn render_html(j: &Journal) -> String {
         ),
     }
     if !j.slos.is_empty() {
+        let cols = slo_columns(j);
         h.push_str("<table id=\"slo-table\"><tr><th>SLO</th><th>objective</th>");
-        for p in &j.phases {
-            let _ = write!(
-                h,
-                "<th>{} <small>({})</small></th>",
-                text(&p.name),
-                text(&p.role)
-            );
+        for (_, label) in &cols {
+            let _ = write!(h, "<th>{}</th>", text(label));
         }
         h.push_str("<th>verdict</th></tr>");
         for s in &j.slos {
@@ -153,8 +151,8 @@ pub fn render_html(j: &Journal) -> String {
                 s.metric.label(),
                 text(&s.objective)
             );
-            for p in &j.phases {
-                match slo_cell(j, s, &p.name) {
+            for (name, _) in &cols {
+                match slo_cell(j, s, name) {
                     Some((ok, t)) => {
                         let (val, d) = match t.split_once(" (") {
                             Some((a, b)) => (a.to_owned(), b.trim_end_matches(')').to_owned()),
@@ -590,6 +588,7 @@ fn time_charts(j: &Journal) -> String {
         ),
         hovers,
         markers: markers(j),
+        y_cap: None,
     };
     let _ = write!(
         out,
@@ -616,11 +615,12 @@ fn time_charts(j: &Journal) -> String {
         thresholds: thresholds(j, &[SloMetric::ErrorRatePct]),
         hovers: vec![],
         markers: markers(j),
+        y_cap: Some(100.0),
     };
     let _ = write!(
         out,
         "<figure><figcaption>Error rate over time{}</figcaption>{}</figure>",
-        legend(&[("errors, % of completed requests", "s4")]),
+        legend(&[("failed or dropped, % of attempted requests", "s4")]),
         chart.render()
     );
 
@@ -660,6 +660,7 @@ fn time_charts(j: &Journal) -> String {
         thresholds: thresholds(j, &[SloMetric::ThroughputRps]),
         hovers: vec![],
         markers: markers(j),
+        y_cap: None,
     };
     let _ = write!(
         out,
@@ -728,6 +729,7 @@ fn distribution_chart(j: &Journal) -> String {
         thresholds: vec![],
         hovers: vec![],
         markers: vec![],
+        y_cap: None,
     };
     let legend_items: Vec<(&str, &str)> = names.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     format!(
@@ -768,7 +770,7 @@ pub fn render_compare_html(c: &RunComparison) -> String {
             (Some(v), Some(p)) => {
                 format!("{} {}", if p { "✔" } else { "✘" }, fmt_value(v, &r.unit))
             }
-            (None, Some(p)) => format!("{} no data", if p { "✔" } else { "✘" }),
+            (None, Some(p)) => format!("{} {}", if p { "✔" } else { "✘" }, r.missing_value()),
         };
         let cls = match r.change {
             Change::Regression => "fail",

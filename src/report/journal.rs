@@ -269,7 +269,7 @@ pub struct PhaseStats {
     /// Failed requests by class.
     #[serde(default)]
     pub errors: ErrorCounts,
-    /// Failed requests as a percentage of completed ones.
+    /// Failed and dropped requests as a percentage of attempted ones (completed + dropped).
     pub error_pct: f64,
     /// Latency of successful requests; absent when none succeeded.
     #[serde(default)]
@@ -404,9 +404,24 @@ fn default_true() -> bool {
 }
 
 impl WindowRecord {
-    /// Failed requests as a percentage of completed ones; `None` for an empty window.
+    /// Requests users asked for in the window: completed plus dropped.
+    pub fn attempted(&self) -> u64 {
+        self.requests + self.dropped
+    }
+
+    /// Failed requests, dropped ones included (users did not get an answer either), as a
+    /// percentage of attempted ones; `None` for a window without any, since silence is not
+    /// health.
     pub fn error_pct(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.errors.total() as f64 * 100.0 / self.requests as f64)
+        let attempted = self.attempted();
+        (attempted > 0)
+            .then(|| (attempted - self.ok.min(attempted)) as f64 * 100.0 / attempted as f64)
+    }
+
+    /// Successful requests as a percentage of attempted ones; `None` for an empty window.
+    pub fn availability_pct(&self) -> Option<f64> {
+        let attempted = self.attempted();
+        (attempted > 0).then(|| self.ok as f64 * 100.0 / attempted as f64)
     }
 }
 
@@ -462,9 +477,9 @@ pub enum SloMetric {
     LatencyMaxMs,
     /// Mean latency, ms.
     LatencyMeanMs,
-    /// Failed requests, percent of completed ones.
+    /// Failed and dropped requests, percent of attempted ones.
     ErrorRatePct,
-    /// Successful requests, percent of completed ones.
+    /// Successful requests, percent of attempted ones (completed + dropped).
     AvailabilityPct,
     /// Completed requests per second.
     ThroughputRps,

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::analysis::{fmt_num, fmt_value, rfc3339, shortfall, Change, RunComparison};
-use super::journal::{ActionSource, Journal, Outcome, PhaseRecord, SloRecord};
+use super::journal::{ActionSource, Journal, Outcome, PhaseRecord, SloMetric, SloRecord};
 
 /// The verdict, summarised for the first lines of every rendering.
 pub(crate) struct Verdict {
@@ -35,7 +35,10 @@ pub(crate) fn verdict(j: &Journal) -> Verdict {
                         s.objective,
                         shortfall(s, v)
                     ),
-                    None => "not measurable".to_owned(),
+                    None if s.metric == SloMetric::RecoveryTimeS => {
+                        "did not recover within the run".to_owned()
+                    }
+                    None => "nothing measured".to_owned(),
                 };
                 format!("`{}` in `{}`: {how}", s.name, r.phase)
             })
@@ -154,6 +157,29 @@ pub(crate) const PHASE_METRICS: [PhaseMetric; 9] = [
     ("requests", "", |p| Some(p.stats.requests as f64)),
 ];
 
+/// The columns of the SLO table: each phase (name, `name (role)`), then any pseudo-phase an
+/// SLO was judged over that is not a phase (the engine judges recovery time over `all`).
+pub(crate) fn slo_columns(j: &Journal) -> Vec<(String, String)> {
+    let mut cols: Vec<(String, String)> = j
+        .phases
+        .iter()
+        .map(|p| (p.name.clone(), format!("{} ({})", p.name, p.role)))
+        .collect();
+    for s in &j.slos {
+        for r in &s.per_phase {
+            if !cols.iter().any(|(n, _)| *n == r.phase) {
+                let label = if r.phase == "all" {
+                    "whole run".to_owned()
+                } else {
+                    r.phase.clone()
+                };
+                cols.push((r.phase.clone(), label));
+            }
+        }
+    }
+    cols
+}
+
 /// One SLO's cell in one phase: mark, value, and change from baseline.
 pub(crate) fn slo_cell(j: &Journal, slo: &SloRecord, phase: &str) -> Option<(bool, String)> {
     let r = slo.per_phase.iter().find(|r| r.phase == phase)?;
@@ -234,12 +260,13 @@ pub fn render_markdown(j: &Journal) -> String {
     if j.slos.is_empty() {
         md.push_str("_No SLO was evaluated._\n\n");
     } else {
+        let cols = slo_columns(j);
         md.push_str("| SLO | objective |");
-        for p in &j.phases {
-            let _ = write!(md, " {} ({}) |", cell(&p.name), cell(&p.role));
+        for (_, label) in &cols {
+            let _ = write!(md, " {} |", cell(label));
         }
         md.push_str(" verdict |\n|---|---|");
-        for _ in &j.phases {
+        for _ in &cols {
             md.push_str("---|");
         }
         md.push_str("---|\n");
@@ -251,8 +278,8 @@ pub fn render_markdown(j: &Journal) -> String {
                 s.metric.label(),
                 cell(&s.objective)
             );
-            for p in &j.phases {
-                match slo_cell(j, s, &p.name) {
+            for (name, _) in &cols {
+                match slo_cell(j, s, name) {
                     Some((ok, t)) => {
                         let _ = write!(md, " {} {} |", if ok { "✅" } else { "❌" }, t);
                     }
@@ -606,7 +633,8 @@ pub(crate) fn r3_r4(j: &Journal) -> Checklist {
     } else {
         (
             false,
-            "Team involved: list the participants in the scenario (`participants`).".to_owned(),
+            "Team involved: who took part is not recorded in this run; note it in the review."
+                .to_owned(),
         )
     });
     let mut r4 = Vec::new();
@@ -674,10 +702,10 @@ pub fn render_compare_markdown(c: &RunComparison) -> String {
     md.push_str(
         "| SLO | phase | objective | older | newer | change |\n|---|---|---|---|---|---|\n",
     );
-    let show = |v: Option<f64>, p: Option<bool>, unit: &str| match (v, p) {
+    let show = |v: Option<f64>, p: Option<bool>, r: &super::analysis::ComparisonRow| match (v, p) {
         (_, None) => "–".to_owned(),
-        (Some(v), Some(p)) => format!("{} {}", if p { "✅" } else { "❌" }, fmt_value(v, unit)),
-        (None, Some(p)) => format!("{} no data", if p { "✅" } else { "❌" }),
+        (Some(v), Some(p)) => format!("{} {}", if p { "✅" } else { "❌" }, fmt_value(v, &r.unit)),
+        (None, Some(p)) => format!("{} {}", if p { "✅" } else { "❌" }, r.missing_value()),
     };
     for r in &c.rows {
         let change = match r.change {
@@ -691,8 +719,8 @@ pub fn render_compare_markdown(c: &RunComparison) -> String {
             cell(&r.slo),
             cell(&r.phase),
             cell(&r.objective),
-            show(r.old, r.old_passed, &r.unit),
-            show(r.new, r.new_passed, &r.unit),
+            show(r.old, r.old_passed, r),
+            show(r.new, r.new_passed, r),
             change
         );
     }

@@ -16,13 +16,15 @@ use std::path::{Path, PathBuf};
 
 pub mod analysis;
 pub mod cli;
+pub mod from_run;
 mod html;
 pub mod journal;
 mod junit;
 mod markdown;
 mod svg;
 
-pub use analysis::{compare, RunComparison};
+pub use analysis::{analyse, compare, RunComparison};
+pub use from_run::journal_from_run;
 pub use html::{render_compare_html, render_html};
 pub use journal::*;
 pub use junit::render_junit;

@@ -58,8 +58,11 @@ pub(crate) struct Chart {
     pub thresholds: Vec<(f64, String)>,
     /// Per-x hover text (one invisible column per entry: x start, x end, text).
     pub hovers: Vec<(f64, f64, String)>,
-    /// Instants worth a line of their own (a stop condition fired, a revert failed).
+    /// Instants worth a line of their own (a stop condition fired, a revert failed), in
+    /// time order.
     pub markers: Vec<(f64, String)>,
+    /// Largest y the axis needs to show (100 for percentages), whatever the headroom.
+    pub y_cap: Option<f64>,
 }
 
 /// Fits a label into `width` user units (about 7 per character at 12px), eliding the end;
@@ -127,8 +130,14 @@ impl Chart {
                 y_max = y_max.max(*t);
             }
         }
-        let step = nice_step(y_max * 1.08, 5.0);
-        let y_top = ((y_max * 1.08) / step).ceil().max(1.0) * step;
+        let mut step = nice_step(y_max * 1.08, 5.0);
+        let mut y_top = ((y_max * 1.08) / step).ceil().max(1.0) * step;
+        if let Some(cap) = self.y_cap {
+            if y_top > cap && y_max <= cap {
+                y_top = cap;
+                step = nice_step(cap, 5.0);
+            }
+        }
         let pw = W - LEFT - RIGHT;
         let ph = H - TOP - BOTTOM;
         let sx = |x: f64| LEFT + (x - x0) / x_span * pw;
@@ -271,16 +280,31 @@ impl Chart {
                 n = text(&series.name)
             );
         }
+        // Markers close together (a fault erroring on every repeat) share one line and one
+        // label, and labels alternate between lines so neighbours stay readable.
+        let mut groups: Vec<(f64, Vec<&str>)> = Vec::new();
         for (t, label) in &self.markers {
+            match groups.last_mut() {
+                Some((t0, labels)) if *t - *t0 < x_span / 60.0 => labels.push(label),
+                _ => groups.push((*t, vec![label])),
+            }
+        }
+        for (i, (t, labels)) in groups.iter().enumerate() {
             let x = sx(*t);
+            let label = if labels.len() == 1 {
+                labels[0].to_owned()
+            } else {
+                format!("{} (+{} more)", labels[0], labels.len() - 1)
+            };
+            let full = labels.join("\n");
             let _ = write!(
                 s,
                 r#"<g class="marker"><line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{yb}"/><text x="{tx:.1}" y="{ty}">{l}</text><title>{full}</title></g>"#,
                 yb = TOP + ph,
                 tx = x + 3.0,
-                ty = TOP + ph - 6.0,
-                l = text(&fit(label, W - RIGHT - x - 6.0)),
-                full = text(label)
+                ty = TOP + ph - 6.0 - 14.0 * (i % 3) as f64,
+                l = text(&fit(&label, W - RIGHT - x - 6.0)),
+                full = text(&full)
             );
         }
         for (a, b, t) in &self.hovers {
@@ -341,6 +365,7 @@ mod tests {
             thresholds: vec![],
             hovers: vec![],
             markers: vec![],
+            y_cap: None,
         };
         let svg = c.render();
         let d = svg
@@ -380,6 +405,7 @@ mod tests {
             thresholds: vec![],
             hovers: vec![],
             markers: vec![],
+            y_cap: None,
         };
         let svg = c.render();
         assert!(!svg.contains("<script>"));
