@@ -6,6 +6,15 @@ pub mod config;
 pub mod fleet;
 pub mod process_kill;
 
+pub mod dns;
+pub mod dns_fault;
+pub mod net;
+pub mod network_fault;
+pub mod proxy;
+pub mod spec;
+pub mod spot;
+pub mod spot_fault;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
