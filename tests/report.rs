@@ -662,6 +662,8 @@ fn run_gameday(scenario: &Path, out: &Path) -> PathBuf {
         .arg("--out")
         .arg(out)
         .arg("--no-progress")
+        // Tests run in parallel: no fixed metrics port.
+        .args(["--metrics-addr", "none"])
         .output()
         .unwrap();
     let code = o.status.code();
