@@ -10,7 +10,9 @@ mod k8s_mock;
 mod load;
 mod metrics;
 mod sandbox_demo;
+mod report;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
 mod sandbox_support;
+
