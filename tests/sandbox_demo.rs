@@ -269,9 +269,24 @@ fn the_demo_runs_end_to_end_and_its_run_record_shows_each_faults_impact() {
         p50("slow-backend-link")
     );
     assert!(p50("baseline") < 140.0, "{}", p50("baseline"));
-    // Half the backend lookups fail: the frontend answers 503 to part of the load.
-    assert!(failed("dns-failure") > 0);
-    assert_eq!(failed("baseline"), 0);
+    // Half the backend lookups fail: the frontend answers 503 to a good part of the load,
+    // far more than in the baseline (where a loaded machine may still time out a request).
+    let ratio = |name: &str| {
+        failed(name) as f64 / phase(name)["measure"]["requests"].as_u64().unwrap().max(1) as f64
+    };
+    let baseline_errors: Vec<_> = run["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["start_s"].as_f64().unwrap() < 4.0)
+        .map(|w| w["errors"].clone())
+        .collect();
+    assert!(
+        ratio("dns-failure") > ratio("baseline") + 0.15,
+        "dns-failure {} vs baseline {} (baseline errors {baseline_errors:?})",
+        ratio("dns-failure"),
+        ratio("baseline")
+    );
     // The ledger holds every fault kind of the demo, the spot one marked irreversible.
     let ledger = std::fs::read_to_string(run_dir.join("ledger.jsonl")).unwrap();
     for kind in ["process_kill", "network", "dns", "spot_interruption"] {
