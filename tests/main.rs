@@ -5,8 +5,10 @@ mod support;
 mod cli_validate;
 mod engine_run;
 mod load;
+mod metrics;
 mod sandbox_demo;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
 mod sandbox_support;
+
