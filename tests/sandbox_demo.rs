@@ -113,6 +113,18 @@ async fn demo_fleet_feels_dns_network_and_spot_faults_and_recovers_after_each() 
     network_fault::revert(&net, &p.undo).unwrap();
     assert_eq!(front(fp).await, 200);
 
+    // Network on the load's entry point: the frontend's link resets every connection.
+    let spec = serde_saphyr::from_str("service: frontend\nreset: true\n").unwrap();
+    let entry = NetworkFault::new("reset-entry", spec, net.clone());
+    let p = entry.prepare().await.unwrap();
+    entry.inject(&p, far).await.unwrap();
+    let err = http_get(&format!("http://127.0.0.1:{fp}/"))
+        .await
+        .unwrap_err();
+    assert!(err.to_lowercase().contains("reset"), "{err}");
+    network_fault::revert(&net, &p.undo).unwrap();
+    assert_eq!(front(fp).await, 200);
+
     // Spot: the backend's first instance is noticed, drains (unready, out of the proxy),
     // is terminated after the notice, and the supervisor brings a replacement up.
     let victim = fleet.service("backend").unwrap()[0].clone();
