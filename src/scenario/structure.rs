@@ -49,6 +49,15 @@ fn scalar_kind(v: &str) -> &'static str {
         "" | "~" | "null" | "Null" | "NULL" => "null",
         "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => "boolean",
         _ if v.parse::<i64>().is_ok() || v.parse::<u64>().is_ok() => "integer",
+        // All digits but beyond 64 bits: still an integer, so the range check says "too
+        // large" rather than "found a number".
+        _ if !v.trim_start_matches(['-', '+']).is_empty()
+            && v.trim_start_matches(['-', '+'])
+                .chars()
+                .all(|c| c.is_ascii_digit()) =>
+        {
+            "integer"
+        }
         _ if v.parse::<f64>().is_ok() && v.chars().any(|c| c.is_ascii_digit()) => "number",
         _ => "string",
     }
