@@ -4,6 +4,7 @@ mod support;
 
 mod cli_validate;
 mod engine_run;
+mod hostile;
 mod load;
 mod sandbox_dns;
 mod sandbox_proxy;

@@ -207,8 +207,9 @@ impl Checker<'_> {
                 out.push(Problem {
                     pos: node.pos(),
                     message: format!(
-                        "{}: unknown value `{value}`, expected one of: {}",
+                        "{}: unknown value `{}`, expected one of: {}",
                         here(path),
+                        short(value),
                         names.join(", ")
                     ),
                     hint: did_you_mean(value, names.iter().copied())
@@ -223,7 +224,11 @@ impl Checker<'_> {
                     if n < min {
                         out.push(Problem {
                             pos: node.pos(),
-                            message: format!("{}: {value} is below the minimum {min}", here(path)),
+                            message: format!(
+                                "{}: {} is below the minimum {min}",
+                                here(path),
+                                short(value)
+                            ),
                             hint: None,
                         });
                     }
@@ -239,7 +244,7 @@ impl Checker<'_> {
                     if max.is_some_and(|m| n > m) {
                         out.push(Problem {
                             pos: node.pos(),
-                            message: format!("{}: {value} is too large", here(path)),
+                            message: format!("{}: {} is too large", here(path), short(value)),
                             hint: None,
                         });
                     }
@@ -269,7 +274,8 @@ impl Checker<'_> {
                                 out.push(Problem {
                                     pos: *kpos,
                                     message: format!(
-                                        "unknown field `{k}` in {}, expected one of: {}",
+                                        "unknown field `{}` in {}, expected one of: {}",
+                                        short(k),
                                         if path.is_empty() {
                                             "the scenario".to_string()
                                         } else {
@@ -314,6 +320,15 @@ impl Checker<'_> {
             }
             _ => {}
         }
+    }
+}
+
+/// A scalar or key as quoted in a message: cut at 40 characters, since a hostile value can
+/// be megabytes long and would push the rest of the message out of sight.
+fn short(v: &str) -> String {
+    match v.char_indices().nth(40) {
+        None => v.to_string(),
+        Some((i, _)) => format!("{}…", &v[..i]),
     }
 }
 
