@@ -10,3 +10,4 @@ mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
 mod sandbox_support;
+mod self_faults;

@@ -263,7 +263,9 @@ pub fn create_run_dir(
         .format(time::macros::format_description!("[year]-[month]-[day]"))
         .unwrap_or_else(|_| "run".into());
     let dir = out.join(format!("{date}-{scenario}-{run_id}"));
-    std::fs::create_dir(&dir)?;
+    // Owner and group only, whatever the umask: the ledger and journal name hosts, pids and
+    // undo data, and nobody else may plant or change files a later `recover` would trust.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o750).create(&dir)?;
     Ok(dir)
 }
 

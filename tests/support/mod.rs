@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod harden;
 pub mod http;
 
 use std::path::{Path, PathBuf};
