@@ -10,4 +10,5 @@ mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
 mod sandbox_support;
+mod security;
 mod self_faults;

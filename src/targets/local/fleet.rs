@@ -193,11 +193,14 @@ impl Fleet {
         env_hook: Option<EnvHook>,
         cancel: CancellationToken,
     ) -> Result<Fleet, TargetError> {
-        std::fs::create_dir_all(&log_dir).map_err(|e| TargetError::Op {
-            action: "create fleet log directory".into(),
-            object: log_dir.display().to_string(),
-            source: e.into(),
-        })?;
+        // Private to owner and group whatever the umask, like the run folder it lives in.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o750)
+            .create(&log_dir)
+            .map_err(|e| TargetError::Op {
+                action: "create fleet log directory".into(),
+                object: log_dir.display().to_string(),
+                source: e.into(),
+            })?;
         let tracker = TaskTracker::new();
         let mut services = Vec::new();
         for spec in &config.services {
@@ -377,10 +380,11 @@ impl Supervisor {
         // Its own process group, so that stopping a replica stops what it started too.
         cmd.process_group(0).stdin(Stdio::null()).kill_on_drop(true);
         let log = self.log_dir.join(format!("{}.log", r.name()));
-        if let Ok(f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
+        if let Ok(f) = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().create(true).append(true),
+            0o640,
+        )
+        .open(&log)
         {
             if let Ok(f2) = f.try_clone() {
                 cmd.stdout(f).stderr(f2);

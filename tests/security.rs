@@ -1,0 +1,152 @@
+//! Security of the runner's own output: planted credentials (environment, kubeconfig, a
+//! service's `env:`, a load request header) appear in no log line, stdout, ledger, journal or
+//! fleet log; the run folder and its files are private even under `umask 000`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::harden::{fleet_scenario, ledgers};
+use crate::support::{bin, pids_with, status_server, text};
+
+const AWS_SECRET: &str = "planted-aws-secret-Zq7Kp2Lw9Xv4";
+const KUBE_TOKEN: &str = "planted-kube-token-Hn3Rt8Ys1Md6";
+const SERVICE_SECRET: &str = "planted-db-password-Jc5Wb0Fe2Ug7";
+const HEADER_SECRET: &str = "planted-bearer-Vt4Qa9Ni6Ol3";
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A gameday with every kind of planted credential, run with JSON logs at trace level and a
+/// umask that would make everything world-writable.
+fn planted_run() -> (tempfile::TempDir, String, PathBuf, String) {
+    let (port, _code) = status_server(200);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("sec-{}", std::process::id());
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{{name: c, context: {{cluster: k, user: u}}}}]\nclusters: [{{name: k, cluster: {{server: 'https://127.0.0.1:1'}}}}]\nusers: [{{name: u, user: {{token: {KUBE_TOKEN}}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let s = fleet_scenario(
+        dir.path(),
+        &marker,
+        &format!("        env:\n          DB_PASSWORD: {SERVICE_SECRET}\n"),
+        &format!(
+            "load:\n  endpoints:\n    - url: http://127.0.0.1:{port}/\n      headers:\n        Authorization: Bearer {HEADER_SECRET}\n  rate: 20\n  connections: 2\n"
+        ),
+        "  - name: chaos\n    duration: 3s\n    faults:\n      - name: kill-one\n        at: 1s\n        process_kill: { service: web }\n",
+    );
+    let out = dir.path().join("reports");
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--log-format",
+        "json",
+        "--log-level",
+        "trace",
+        "run",
+        s.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+    ])
+    .arg(&out)
+    .env("AWS_ACCESS_KEY_ID", "AKIAPLANTEDKEYID0000")
+    .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    .env("AWS_SESSION_TOKEN", AWS_SECRET)
+    .env("KUBECONFIG", &kubeconfig)
+    .env("RUST_LOG", "trace");
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let t = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        &t[t.len().saturating_sub(3000)..]
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet processes left behind");
+    (dir, t, out, marker)
+}
+
+#[test]
+fn planted_credentials_appear_in_no_output_and_report_files_are_private() {
+    let (dir, output, out, _marker) = planted_run();
+    // `plan` shows targets and faults: none of the secrets either.
+    let plan = Command::new(bin())
+        .args(["plan"])
+        .arg(dir.path().join("scenario.yaml"))
+        .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let output = format!("{output}{}", text(&plan));
+    // The logs really are JSON at trace level (or the check below would prove little).
+    let json_lines = output
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .count();
+    assert!(json_lines > 5, "expected JSON log lines:\n{output}");
+    let secrets = [AWS_SECRET, KUBE_TOKEN, SERVICE_SECRET, HEADER_SECRET];
+    for s in secrets {
+        assert!(!output.contains(s), "`{s}` in stdout/stderr");
+    }
+    let run_dir = ledgers(&out)[0].parent().unwrap().to_path_buf();
+    let files = files_under(&run_dir);
+    assert!(
+        files.iter().any(|f| f.ends_with("run.json")),
+        "no journal in {files:?}"
+    );
+    for f in files.iter().filter(|f| f.is_file()) {
+        let bytes = std::fs::read(f).unwrap();
+        let content = String::from_utf8_lossy(&bytes);
+        for s in secrets {
+            assert!(!content.contains(s), "`{s}` in {}", f.display());
+        }
+    }
+
+    // Modes, under umask 000: the run folder is closed to others, nothing is world-writable,
+    // and the ledger and journal are not world-readable.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&run_dir) & 0o007,
+        0,
+        "run folder {} is {:o}",
+        run_dir.display(),
+        mode(&run_dir)
+    );
+    for f in &files {
+        assert_eq!(
+            mode(f) & 0o002,
+            0,
+            "{} is world-writable ({:o})",
+            f.display(),
+            mode(f)
+        );
+    }
+    for name in ["ledger.jsonl", "run.json"] {
+        let m = mode(&run_dir.join(name));
+        assert_eq!(m & 0o007, 0, "{name} is {m:o}");
+    }
+}
