@@ -7,12 +7,11 @@
 //! `scripts/hostile-bench.sh` measures them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use gameday::scenario::{self, MAX_FILE_BYTES};
 use rand::{Rng, SeedableRng};
 
-use crate::support::{bin, pids_with, text};
+use crate::support::{cmd, pids_with, text};
 
 /// A valid scenario whose fleet is marked by a folder named `marker`, so a test can tell
 /// whether any of its processes ever started.
@@ -278,7 +277,7 @@ fn every_hostile_file_ends_in_a_clear_error_and_nothing_runs() {
     for c in catalog(&m) {
         let f = dir.path().join(format!("{}.yaml", c.name));
         std::fs::write(&f, &c.bytes).unwrap();
-        let o = Command::new(bin())
+        let o = cmd()
             .args(["run", f.to_str().unwrap(), "--no-progress", "--out"])
             .arg(&out)
             .output()
@@ -320,7 +319,7 @@ fn a_50_mb_file_is_refused_before_it_is_read() {
     file.set_len(50 * 1024 * 1024).unwrap(); // sparse: 50 MB of NULs, no disk used
     drop(file);
     let out = dir.path().join("reports");
-    let o = Command::new(bin())
+    let o = cmd()
         .args(["run", f.to_str().unwrap(), "--no-progress", "--out"])
         .arg(&out)
         .output()

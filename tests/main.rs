@@ -6,6 +6,8 @@ mod cli_validate;
 mod engine_run;
 mod hostile;
 mod load;
+mod metrics;
+mod sandbox_demo;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;

@@ -11,7 +11,7 @@ use gameday::engine::ledger::{self, Ledger, Record};
 use rand::{Rng, SeedableRng};
 
 use crate::support::harden::{fleet_scenario, ledgers, wait_child, wait_for, Tmpfs};
-use crate::support::{bin, gameday, pids_with, text};
+use crate::support::{cmd, gameday, pids_with, text};
 
 /// Asserts that no ledger under `out` has an injection without a successful revert.
 fn nothing_pending(out: &Path) {
@@ -23,7 +23,7 @@ fn nothing_pending(out: &Path) {
 }
 
 fn run_cmd(scenario: &Path, out: &Path) -> Command {
-    let mut c = Command::new(bin());
+    let mut c = cmd();
     c.args(["run", scenario.to_str().unwrap(), "--no-progress", "--out"])
         .arg(out);
     c

@@ -12,6 +12,7 @@ use super::duration::Dur;
 use crate::load::{LoadSpec, PhaseLoad};
 use crate::targets::local::config::LocalTarget;
 use crate::targets::local::process_kill::ProcessKillSpec;
+use crate::targets::local::spec::{DnsSpec, NetworkSpec, SpotSpec};
 
 /// The only `apiVersion` this gameday reads.
 pub const API_VERSION: &str = "gameday/v1";
@@ -261,6 +262,17 @@ pub struct FaultEntry {
     /// Kill processes of a local service.
     #[serde(default)]
     pub process_kill: Option<ProcessKillSpec>,
+    /// Toxics (latency, loss, reset, blackhole, bandwidth, slow close) on the link into a
+    /// local service, through gameday's proxy.
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+    /// Wrong answers (NXDOMAIN, SERVFAIL, REFUSED, timeout, wrong address) from the local
+    /// sandbox's DNS server for name patterns.
+    #[serde(default)]
+    pub dns: Option<DnsSpec>,
+    /// A spot interruption notice on local instances, then their termination. Irreversible.
+    #[serde(default)]
+    pub spot_interruption: Option<SpotSpec>,
 }
 
 /// A follow-up to carry into the report.
@@ -307,18 +319,31 @@ pub struct PlaybookStep {
 
 impl FaultEntry {
     /// Every fault kind, by its scenario key.
-    pub const ALL_KINDS: &'static [&'static str] = &["process_kill"];
+    pub const ALL_KINDS: &'static [&'static str] =
+        &["process_kill", "network", "dns", "spot_interruption"];
 
     /// Whether the fault lasts until reverted (latency, a drain) rather than being an
     /// instant action (a kill).
     pub fn is_durable(&self) -> bool {
-        !self.kinds().iter().all(|k| matches!(*k, "process_kill"))
+        !self
+            .kinds()
+            .iter()
+            .all(|k| matches!(*k, "process_kill" | "spot_interruption"))
     }
 
     /// What the fault acts on, for overlap checks (`local:backend`).
     pub fn scope(&self) -> Option<String> {
         if let Some(pk) = &self.process_kill {
             return Some(format!("local service {}", pk.service));
+        }
+        if let Some(n) = &self.network {
+            return Some(format!("local link into {}", n.service));
+        }
+        if let Some(d) = &self.dns {
+            return Some(format!("local dns {}", d.names.join(",")));
+        }
+        if self.spot_interruption.is_some() {
+            return Some("local spot instances".into());
         }
         None
     }
@@ -328,6 +353,15 @@ impl FaultEntry {
         let mut v = Vec::new();
         if self.process_kill.is_some() {
             v.push("process_kill");
+        }
+        if self.network.is_some() {
+            v.push("network");
+        }
+        if self.dns.is_some() {
+            v.push("dns");
+        }
+        if self.spot_interruption.is_some() {
+            v.push("spot_interruption");
         }
         v
     }
