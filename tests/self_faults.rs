@@ -3,6 +3,7 @@
 //! Each ends with nothing left injected or running, and a message that says what to do.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -353,4 +354,56 @@ fn a_service_port_already_taken_stops_the_run_before_anything_starts() {
     assert!(pids_with(&marker).is_empty(), "a fleet process started");
     nothing_pending(&out);
     drop(holder);
+}
+
+/// Regression for the write-ahead gap of the fleet: a replica is spawned before it can be
+/// recorded (its pid comes from the spawn), so a runner killed in between leaves a process the
+/// ledger does not name. Every replica carries `GAMEDAY_LEDGER=<its run's ledger>`, and
+/// `recover` stops such strays. Here the stray is planted by hand: a process with the mark,
+/// under a ledger whose (dead) runner never recorded its end.
+#[test]
+fn recover_stops_a_fleet_process_the_ledger_does_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports");
+    let run = out.join("2026-01-01-stray-00000001");
+    std::fs::create_dir_all(&run).unwrap();
+    let path = run.join("ledger.jsonl");
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let l = Ledger::create(&path).unwrap();
+    l.append(&Record::RunStart {
+        run_id: "00000001".into(),
+        scenario: "stray".into(),
+        pid: dead_pid,
+        targets: [("local".to_string(), serde_json::json!({ "dir": run }))].into(),
+        at: ledger::now_rfc3339(),
+    })
+    .unwrap();
+    drop(l);
+    let marker = format!("stray-{}", std::process::id());
+    let mut stray = Command::new("sh")
+        .args(["-c", "sleep 120; : $0", &marker])
+        .env(
+            gameday::engine::recover::LEDGER_ENV,
+            std::fs::canonicalize(&path).unwrap(),
+        )
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for("the stray to start", Duration::from_secs(5), || {
+        !pids_with(&marker).is_empty()
+    });
+    let o = gameday(&["recover", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("unrecorded process): pid {}", stray.id())),
+        "{}",
+        text(&o)
+    );
+    let status = wait_child(&mut stray, Duration::from_secs(10));
+    assert_eq!(status, None, "the stray ended by a signal");
+    // The run is now closed: a second `recover` has nothing to do.
+    let o = gameday(&["recover", "--out", out.to_str().unwrap()]);
+    assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
 }

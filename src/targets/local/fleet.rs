@@ -369,6 +369,16 @@ impl Supervisor {
             .env("GAMEDAY_SERVICE", &r.service)
             .env("GAMEDAY_REPLICA", r.index.to_string())
             .env("GAMEDAY_INSTANCE", r.instance.to_string());
+        // Marks the replica with its run's ledger: its pid is only known after the spawn, so a
+        // runner killed between spawn and record leaves a replica the ledger does not name;
+        // `gameday recover` finds such strays by this mark.
+        if let Some(path) = self
+            .ledger
+            .as_ref()
+            .and_then(|l| std::fs::canonicalize(l.path()).ok())
+        {
+            cmd.env(crate::engine::recover::LEDGER_ENV, path);
+        }
         for (k, v) in &self.spec.env {
             cmd.env(k, v);
         }
