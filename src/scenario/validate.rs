@@ -43,6 +43,10 @@ pub const MAX_LOCAL_REPLICAS: u64 = 1_000;
 /// soak runs and keeps every offset far from `Instant` overflow.
 pub const MAX_TIMELINE_SECS: f64 = 7.0 * 86_400.0;
 
+/// The most load connections: each is a socket and a task on this machine; far beyond it,
+/// a typo (`connections: 100000000`) would exhaust memory and file descriptors.
+pub const MAX_LOAD_CONNECTIONS: usize = 10_000;
+
 /// The shortest `every`: a kill loop faster than this only hammers the ledger (every
 /// injection is an fsync'd record) and the disk under it.
 pub const MIN_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -368,6 +372,30 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                     fault_label(&ph.faults[*fa], pi, *fa),
                     fault_label(&ph.faults[*fb], pi, *fb)
                 ),
+            );
+        }
+    }
+
+    // The load: checked here, so that a bad `load:` is a scenario error (exit 2) rather than
+    // a failure after the targets have started.
+    if let Some(load) = &s.load {
+        if load.connections > MAX_LOAD_CONNECTIONS {
+            push(
+                p(&[K("load"), K("connections")]),
+                format!(
+                    "{} load connections; the limit is {MAX_LOAD_CONNECTIONS}",
+                    load.connections
+                ),
+            );
+        } else if let Err(e) = load.resolve() {
+            push(p(&[K("load")]), format!("load: {e}"));
+        }
+    }
+    for (pi, ph) in s.phases.iter().enumerate() {
+        if let Some(Err(e)) = ph.load.as_ref().map(|l| l.ramp_duration()) {
+            push(
+                p(&[K("phases"), I(pi), K("load"), K("ramp")]),
+                format!("phase `{}`: {e}", ph.name),
             );
         }
     }
