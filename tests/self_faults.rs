@@ -407,3 +407,75 @@ fn recover_stops_a_fleet_process_the_ledger_does_not_name() {
     let o = gameday(&["recover", "--out", out.to_str().unwrap()]);
     assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
 }
+
+/// The disk under the run folder fills up mid-run, under a repeating fault: the first
+/// injection whose ledger record cannot be written is not injected, the run aborts and
+/// reverts (exit 3) and says why, no fleet process is left, and once space is freed
+/// `recover` closes the ledger.
+#[test]
+fn a_disk_that_fills_mid_run_aborts_before_the_next_injection() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("fillmid-{}", std::process::id());
+    // A quiet server: `http.server` logs every health probe, and a write error on the full
+    // disk would kill it before the run gets to its fault.
+    let code = "import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.end_headers()\n    def log_message(self,*a):\n        pass\nhttp.server.ThreadingHTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\n";
+    let s = dir.path().join("fill.yaml");
+    std::fs::write(
+        &s,
+        format!(
+            r#"apiVersion: gameday/v1
+kind: Gameday
+metadata: {{ name: fill }}
+target:
+  local:
+    services:
+      - name: web
+        command: [python3, -c, {code:?}, {marker}]
+        replicas: 2
+        health: /
+phases:
+  - name: chaos
+    duration: 30s
+    faults:
+      - name: kill-one
+        at: 1s
+        every: 300ms
+        process_kill: {{ service: web }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("reports");
+    let Some(disk) = Tmpfs::mount(&out, "1m") else {
+        eprintln!("SKIPPED a_disk_that_fills_mid_run_aborts_before_the_next_injection: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let mut child = run_cmd(&s, &out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the fleet in the ledger", Duration::from_secs(30), || {
+        ledgers(&out).first().is_some_and(|l| {
+            std::fs::read_to_string(l).is_ok_and(|t| t.matches("\"kind\":\"process\"").count() >= 2)
+        })
+    });
+    assert!(disk.fill() > 0);
+    let status = wait_child(&mut child, Duration::from_secs(60));
+    let mut t = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut t).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut t).unwrap();
+    assert_eq!(status, Some(3), "{t}");
+    assert!(t.contains("ABORTED (the ledger cannot be written"), "{t}");
+    assert!(t.contains("No space left on device"), "{t}");
+    assert!(pids_with(&marker).is_empty(), "fleet processes left behind");
+    // The ledger file's last page still had room for a few records; the first one that did
+    // not fit stopped the run, and was not injected.
+    assert!(t.contains("fault `kill-one` not injected"), "{t}");
+    // Space again: `recover` closes what the full disk kept the runner from recording.
+    std::fs::remove_file(disk.path.join("filler")).unwrap();
+    let o = gameday(&["recover", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    nothing_pending(&out);
+    drop(disk);
+}

@@ -118,6 +118,13 @@ impl Tmpfs {
                 Ok(k) => n += k as u64,
             }
         }
+        // Then byte by byte, to the last one.
+        for _ in 0..4096 {
+            match f.write(&block[..1]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k as u64,
+            }
+        }
         let _ = f.sync_all();
         n
     }
