@@ -23,22 +23,22 @@ fi
 log "$(cargo deny --version)"
 
 status=0
-log "cargo deny check licenses bans sources (offline)"
-if ! cargo deny --locked check --disable-fetch licenses bans sources; then
+log "cargo deny check licenses bans sources (offline: --frozen)"
+if ! cargo deny --frozen check licenses bans sources; then
   status=1
 fi
 
 log "fetching the RustSec advisory database"
 if cargo deny fetch db >/tmp/gameday-audit-fetch.log 2>&1; then
   log "cargo deny check advisories"
-  if ! cargo deny --locked check --disable-fetch advisories; then
+  if ! cargo deny --frozen check advisories; then
     status=1
   fi
 else
   printf '\n'
   printf '!!! SKIPPED: cargo deny check advisories: the RustSec advisory database could not be fetched\n'
   printf '!!! (https://github.com/rustsec/advisory-db is not reachable from here). No advisory check ran.\n'
-  printf '!!! Fetch error: %s\n' "$(tail -n 1 /tmp/gameday-audit-fetch.log)"
+  printf '!!! Fetch error: %s\n' "$(grep -E 'fatal|error' /tmp/gameday-audit-fetch.log | tail -n 1)"
   printf '\n'
   if [ "${GAMEDAY_AUDIT_STRICT:-0}" = 1 ]; then
     status=1
