@@ -552,3 +552,65 @@ fn gameday_fuzz_one(input: &[u8]) -> bool {
         }
     }
 }
+
+/// Hostile ledgers for `recover`: a corrupt line in the middle is a clear error naming the
+/// line; a process record naming process group 0 (which kill(2) reads as "my own process
+/// group") is never signalled. `recover` runs in its own process group, so that a regression would kill
+/// only itself, and show as death by signal.
+#[test]
+fn recover_refuses_corrupt_ledgers_and_never_signals_group_0() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let start = format!(
+        r#"{{"op":"run_start","run_id":"x","scenario":"x","pid":{},"targets":{{"local":{{"dir":"{}"}}}},"at":"t"}}"#,
+        u32::MAX - 1,
+        run.display()
+    );
+    let inject = |id: u32, pid: u32, pgid: u32| {
+        format!(
+            r#"{{"op":"inject","id":{id},"fault":"fleet","kind":"process","target":"local","prepared":{{"targets":["pid {pid}"],"undo":{{"pid":{pid},"pgid":{pgid},"start_time":null}},"irreversible":false}},"deadline":"t","at":"t"}}"#
+        )
+    };
+    let recover = |ledger: &Path| {
+        cmd()
+            .args(["recover", "--ledger"])
+            .arg(ledger)
+            .process_group(0)
+            .output()
+            .unwrap()
+    };
+
+    let corrupt = run.join("corrupt.jsonl");
+    std::fs::write(
+        &corrupt,
+        format!("{start}\n{{\"op\":\"inj garbage\n{}\n", inject(1, 0, 0)),
+    )
+    .unwrap();
+    let o = recover(&corrupt);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("corrupt.jsonl:2: not a ledger record"),
+        "{}",
+        text(&o)
+    );
+
+    // A live process (so the record passes the liveness check) with process group 0: without
+    // the guard, kill(-0) is kill(0), which signals recover's own group.
+    let mut live = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let zero = run.join("zero.jsonl");
+    std::fs::write(&zero, format!("{start}\n{}\n", inject(1, live.id(), 0))).unwrap();
+    let o = recover(&zero);
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(
+        o.status.code().is_some(),
+        "recover was killed by a signal: it signalled its own process group"
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
