@@ -46,15 +46,20 @@ pub async fn run(args: &RunArgs) -> i32 {
     }
     let result = match runner::run(&loaded, &opts, abort, active).await {
         Ok(r) => r,
+        // Only a run folder or ledger that cannot be written gets here, before anything was
+        // started: nothing to revert, so not exit 4 ("run recover") but 5 ("could not start").
         Err(e) => {
-            eprintln!("gameday: {e:#}");
-            return 4;
+            eprintln!(
+                "gameday: {e:#}\nnothing was started or injected; free space (or fix permissions) under {} and run again",
+                args.out.display()
+            );
+            return Outcome::Unreachable.exit_code();
         }
     };
     let journal = result.run_dir.join("run.json");
-    if let Err(e) = std::fs::write(
+    if let Err(e) = write_private(
         &journal,
-        serde_json::to_vec_pretty(&result).unwrap_or_default(),
+        &serde_json::to_vec_pretty(&result).unwrap_or_default(),
     ) {
         eprintln!("gameday: cannot write {}: {e}", journal.display());
     }
@@ -106,4 +111,18 @@ pub async fn run(args: &RunArgs) -> i32 {
     println!("{verdict}");
     println!("run folder: {}", result.run_dir.display());
     result.outcome.exit_code()
+}
+
+/// Writes a run-folder file readable by owner and group only (0640), whatever the umask.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }

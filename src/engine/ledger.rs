@@ -150,11 +150,12 @@ impl Ledger {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            OpenOptions::new().create_new(true).append(true),
+            0o640,
+        )
+        .open(path)
+        .map_err(io)?;
         Ok(Ledger {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner { file, next_id: 1 }),
@@ -173,13 +174,18 @@ impl Ledger {
             .max()
             .unwrap_or(0)
             + 1;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|source| LedgerError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let io = |source| LedgerError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        // A crash mid-append leaves a torn last line (never fsync'd, so its action never
+        // started; `read` skips it). Cut it off, or the next record would be glued onto it.
+        let bytes = std::fs::read(path).map_err(io)?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64).map_err(io)?;
+        }
         Ok(Ledger {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner { file, next_id }),
@@ -200,7 +206,15 @@ impl Ledger {
             path: self.path.clone(),
             source,
         };
-        inner.file.write_all(&line).map_err(io)?;
+        // A write that fails part-way (a full disk) would leave a torn line that the next
+        // record glues onto, making the ledger unreadable for `recover`: cut it back.
+        let before = inner.file.metadata().map(|m| m.len());
+        if let Err(e) = inner.file.write_all(&line) {
+            if let Ok(len) = before {
+                let _ = inner.file.set_len(len);
+            }
+            return Err(io(e));
+        }
         inner.file.sync_data().map_err(io)
     }
 
@@ -331,6 +345,39 @@ mod tests {
             undo: serde_json::json!({"x": t}),
             irreversible: false,
         }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_before_recover_appends() {
+        // Regression: a crash (or a full disk) mid-append left `{"op":"inj` without a
+        // newline; `recover` then glued its revert onto it and the ledger became unreadable.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        let l = Ledger::create(&path).unwrap();
+        let a = l
+            .record_inject(
+                "a",
+                "k",
+                "local",
+                &prepared("a"),
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+        drop(l);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"op\":\"inject\",\"id\":2,\"fau").unwrap();
+        drop(f);
+        assert_eq!(pending(&read(&path).unwrap()).len(), 1);
+        let w = Ledger::open_append(&path).unwrap();
+        w.record_revert(a, Ok(())).unwrap();
+        w.append(&Record::RunEnd {
+            clean: true,
+            at: now_rfc3339(),
+        })
+        .unwrap();
+        let records = read(&path).unwrap();
+        assert!(pending(&records).is_empty(), "{records:?}");
+        assert_eq!(records.len(), 3, "{records:?}");
     }
 
     #[test]

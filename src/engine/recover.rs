@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ledger::{self, now_rfc3339, Ledger, Record};
+use crate::targets::local::fleet::{process_alive, process_start_time, stop_process, ProcessUndo};
 use crate::targets::registry::Targets;
 
 /// What `recover` did to one ledger.
@@ -24,7 +25,44 @@ pub struct Recovered {
     pub skipped_live: bool,
 }
 
-/// Ledgers under `out` (one level of run folders) that still have pending injections.
+/// The environment variable that marks every fleet process with its run's ledger
+/// (canonical path), so that `recover` can stop a process the runner spawned but was killed
+/// before recording.
+pub const LEDGER_ENV: &str = "GAMEDAY_LEDGER";
+
+/// Live processes marked with this ledger ([`LEDGER_ENV`]), with their process groups.
+fn marked_processes(ledger: &Path) -> Vec<ProcessUndo> {
+    let Ok(canon) = std::fs::canonicalize(ledger) else {
+        return vec![];
+    };
+    let mark = format!("{LEDGER_ENV}={}", canon.display()).into_bytes();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == mark.as_slice()))
+        })
+        .map(|pid| ProcessUndo {
+            pid,
+            // SAFETY: getpgid(2) only reads the process table.
+            pgid: match unsafe { libc::getpgid(pid as i32) } {
+                g if g > 0 => g as u32,
+                _ => pid,
+            },
+            start_time: process_start_time(pid),
+        })
+        .filter(process_alive)
+        .collect()
+}
+
+/// Ledgers under `out` (one level of run folders) that still have pending injections, or
+/// whose run never recorded its end (a killed runner may have left an unrecorded process).
 pub fn find_pending(out: &Path) -> Vec<PathBuf> {
     let Ok(dirs) = std::fs::read_dir(out) else {
         return vec![];
@@ -35,7 +73,10 @@ pub fn find_pending(out: &Path) -> Vec<PathBuf> {
         .filter(|p| p.is_file())
         .filter(|p| {
             ledger::read(p)
-                .map(|r| !ledger::pending(&r).is_empty())
+                .map(|r| {
+                    !ledger::pending(&r).is_empty()
+                        || !r.iter().any(|x| matches!(x, Record::RunEnd { .. }))
+                })
                 .unwrap_or(true)
         })
         .collect();
@@ -78,7 +119,14 @@ pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovere
         return Ok(out);
     }
     let pending = ledger::pending(&records);
-    if pending.is_empty() {
+    let ended = records.iter().any(|r| matches!(r, Record::RunEnd { .. }));
+    let strays = if ended {
+        vec![]
+    } else {
+        marked_processes(path)
+    };
+    // Nothing to undo: write nothing either (the disk under it may still be full).
+    if pending.is_empty() && strays.is_empty() {
         return Ok(out);
     }
     let configs = records
@@ -117,6 +165,17 @@ pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovere
             Ok(()) => out.reverted.push(what),
             Err(e) => out.failed.push(format!("{what}: {e}")),
         }
+    }
+    // Then any process of this run the ledger does not name (see `LEDGER_ENV`).
+    for stray in strays.iter().chain(&marked_processes(path)) {
+        if !process_alive(stray) {
+            continue; // listed twice, or gone meanwhile
+        }
+        stop_process(stray, Duration::from_secs(5)).await;
+        out.reverted.push(format!(
+            "fleet (unrecorded process): pid {} (group {})",
+            stray.pid, stray.pgid
+        ));
     }
     writer.append(&Record::RunEnd {
         clean: out.failed.is_empty(),

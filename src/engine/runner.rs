@@ -266,7 +266,9 @@ pub fn create_run_dir(
         .format(time::macros::format_description!("[year]-[month]-[day]"))
         .unwrap_or_else(|_| "run".into());
     let dir = out.join(format!("{date}-{scenario}-{run_id}"));
-    std::fs::create_dir(&dir)?;
+    // Owner and group only, whatever the umask: the ledger and journal name hosts, pids and
+    // undo data, and nobody else may plant or change files a later `recover` would trust.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o750).create(&dir)?;
     Ok(dir)
 }
 
@@ -279,6 +281,8 @@ struct Ctx {
     events: EventLog,
     active: ActiveSet,
     faults: Arc<Mutex<BTreeMap<String, FaultRun>>>,
+    /// Cuts the run short when the ledger cannot be written: nothing more may be injected.
+    abort: Abort,
 }
 
 /// Runs a scenario. Returns the result in every case where the run could start; an `Err` only
@@ -531,6 +535,7 @@ pub async fn run(
         events: events.clone(),
         active: active.clone(),
         faults: Arc::default(),
+        abort: abort.clone(),
     });
     for (pf, f) in &fault_objs {
         ctx.faults.lock().unwrap_or_else(|p| p.into_inner()).insert(
@@ -872,6 +877,12 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
                 ),
             );
             note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
+            // Without a ledger nothing can be injected safely: end the run (reverting what
+            // is active) rather than let the next faults fail one by one.
+            ctx.abort.trigger(
+                EventKind::Error,
+                format!("the ledger cannot be written ({e}); free space under its folder"),
+            );
             return None;
         }
     };

@@ -49,28 +49,93 @@ impl Diagnostic {
     }
 }
 
+/// The widest source excerpt shown under a diagnostic, in characters. A hostile file can
+/// have a single line of megabytes; the excerpt is cut around the column instead.
+pub const EXCERPT_CHARS: usize = 120;
+
+/// Whether a character could rewrite what a terminal shows (escape sequences, carriage
+/// returns, bidirectional overrides): such characters are printed escaped.
+fn unsafe_char(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The longest message shown, in characters: messages quote scenario values, and a hostile
+/// value can be megabytes long.
+pub const MESSAGE_CHARS: usize = 400;
+
+/// `s` cut to [`MESSAGE_CHARS`] characters, marked with `…` when cut.
+fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MESSAGE_CHARS) {
+        None => s.into(),
+        Some((i, _)) => format!("{}…", &s[..i]).into(),
+    }
+}
+
+/// `s` with every [`unsafe_char`] escaped (`\u{1b}`), so scenario text echoed in a message
+/// cannot drive the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
+            printable(&self.file),
+            self.line,
+            self.col,
+            printable(&bounded(&self.message))
         )?;
         if let Some(src) = &self.source_line {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
-            let caret_pad: String = src
-                .chars()
-                .take(self.col - 1)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            write!(f, "\n{pad} |\n{num} | {src}\n{pad} | {caret_pad}^")?;
+            let chars: Vec<char> = src.chars().collect();
+            let col = (self.col - 1).min(chars.len());
+            let (from, to) = if chars.len() <= EXCERPT_CHARS {
+                (0, chars.len())
+            } else {
+                let from = col.saturating_sub(EXCERPT_CHARS / 2);
+                (from, (from + EXCERPT_CHARS).min(chars.len()))
+            };
+            let mut shown = String::new();
+            let mut caret_pad = String::new();
+            if from > 0 {
+                shown.push('…');
+                caret_pad.push(' ');
+            }
+            for (i, c) in chars[from..to].iter().enumerate() {
+                // Unsafe characters are shown as one replacement character, so the caret
+                // stays aligned.
+                let c = if unsafe_char(*c) { '\u{fffd}' } else { *c };
+                shown.push(c);
+                if from + i < col {
+                    caret_pad.push(if c == '\t' { '\t' } else { ' ' });
+                }
+            }
+            if to < chars.len() {
+                shown.push('…');
+            }
+            write!(f, "\n{pad} |\n{num} | {shown}\n{pad} | {caret_pad}^")?;
         }
         if let Some(h) = &self.hint {
             write!(
                 f,
-                "\n{} = help: {h}",
-                " ".repeat(self.line.to_string().len())
+                "\n{} = help: {}",
+                " ".repeat(self.line.to_string().len()),
+                printable(&bounded(h))
             )?;
         }
         Ok(())
@@ -145,6 +210,23 @@ mod tests {
         );
         assert!(text.contains("2 |   durtion: 5s\n  |   ^"), "{text}");
         assert!(text.contains("help: did you mean `duration`?"), "{text}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_column_and_control_characters_escaped() {
+        let src = format!("{}BAD{}\n", "x".repeat(5000), "y".repeat(5000));
+        let d = Diagnostic::new("s.yaml", &src, 1, 5001, "bad \u{1b}[2J value");
+        let text = d.to_string();
+        assert!(text.len() < 1000, "{} bytes", text.len());
+        assert!(text.contains("bad \\u{1b}[2J value"), "{text}");
+        assert!(!text.contains('\u{1b}'));
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines[2].chars().position(|c| c == 'B').unwrap();
+        assert_eq!(
+            lines[3].chars().position(|c| c == '^').unwrap(),
+            at,
+            "{text}"
+        );
     }
 
     #[test]

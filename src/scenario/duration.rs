@@ -36,8 +36,24 @@ impl Dur {
     }
 }
 
+/// The longest duration a scenario may write (about 31 years). Far above any real gameday,
+/// it keeps sums of durations (a timeline of many phases) and `Instant + Duration` far from
+/// overflow, which would panic instead of reporting an error.
+pub const MAX_SECS: u64 = 1_000_000_000;
+
 /// Parses `30s`, `2m`, `500ms`, `1h30m`, or a bare number of seconds (`45`, `0.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_unbounded(s)?;
+    if d > Duration::from_secs(MAX_SECS) {
+        return Err(format!(
+            "`{}` is too long; durations are limited to {MAX_SECS} seconds",
+            s.trim()
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_unbounded(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err("empty duration; expected e.g. `30s`, `2m`, `500ms`".into());
@@ -46,7 +62,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{t}` is negative; durations must be positive"));
     }
     if let Ok(secs) = t.parse::<f64>() {
-        if !secs.is_finite() || secs > 1e9 {
+        if !secs.is_finite() || secs > MAX_SECS as f64 {
             return Err(format!("`{t}` is not a usable number of seconds"));
         }
         return Ok(Duration::from_secs_f64(secs));
@@ -101,7 +117,7 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(v).map(Dur).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
+                parse_duration(&v.to_string()).map(Dur).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
                 if v < 0 {
@@ -109,7 +125,7 @@ impl<'de> Deserialize<'de> for Dur {
                         "`{v}` is negative; durations must be positive"
                     )));
                 }
-                Ok(Dur(Duration::from_secs(v as u64)))
+                parse_duration(&v.to_string()).map(Dur).map_err(E::custom)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
                 parse_duration(&v.to_string()).map(Dur).map_err(E::custom)
@@ -164,6 +180,9 @@ mod tests {
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("soon").is_err());
+        // Regression: `5000000000000000h` parsed, then summing phases overflowed and panicked.
+        assert!(parse_duration("5000000000000000h").is_err());
+        assert!(parse_duration("1000000001").is_err());
     }
 
     #[test]

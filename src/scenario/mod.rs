@@ -26,6 +26,50 @@ use model::Scenario;
 /// bounds the memory a hostile file can take.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The most diagnostics reported for one file; the rest are counted in a last line. A
+/// generated or hostile file can have a problem per line, and each diagnostic costs a scan
+/// of the source for its excerpt.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// Keeps the first [`MAX_DIAGNOSTICS`] problems (by position) and says how many were left out.
+fn capped<T>(mut items: Vec<T>, key: impl Fn(&T) -> (usize, usize)) -> (Vec<T>, usize) {
+    if items.len() <= MAX_DIAGNOSTICS {
+        return (items, 0);
+    }
+    items.sort_by_key(&key);
+    let more = items.len() - MAX_DIAGNOSTICS;
+    items.truncate(MAX_DIAGNOSTICS);
+    (items, more)
+}
+
+fn with_more(file: &str, mut d: Vec<Diagnostic>, more: usize) -> Diagnostics {
+    d.sort_by_key(|a| (a.line, a.col));
+    if more > 0 {
+        let last = d.last().map(|x| x.line).unwrap_or(1);
+        d.push(Diagnostic::new(
+            file,
+            "",
+            last,
+            1,
+            format!("... and {more} more problems not shown; fix these first"),
+        ));
+    }
+    Diagnostics(d)
+}
+
+/// serde-saphyr's messages, in our words where they name its API or internals.
+fn plain(message: String) -> String {
+    if message.contains("budget breached") {
+        return format!(
+            "the scenario is too large or too repetitive to read (YAML limits: {message}); scenarios are far smaller"
+        );
+    }
+    if let Some(i) = message.find(", set DuplicateKeyPolicy") {
+        return format!("{}; each key may appear once", &message[..i]);
+    }
+    message
+}
+
 /// A scenario read and checked, with its source kept for messages.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -90,19 +134,18 @@ pub fn load_str(file: &str, source: &str) -> Result<Loaded, Diagnostics> {
     })?;
     let problems = structure::check(&tree, &json_schema());
     if !problems.is_empty() {
-        return Err(Diagnostics(
-            problems
-                .into_iter()
-                .map(|p| {
-                    let d = Diagnostic::new(file, source, p.pos.line, p.pos.col, p.message);
-                    match p.hint {
-                        Some(h) => d.with_hint(h),
-                        None => d,
-                    }
-                })
-                .collect(),
-        )
-        .sorted());
+        let (problems, more) = capped(problems, |p| (p.pos.line, p.pos.col));
+        let d = problems
+            .into_iter()
+            .map(|p| {
+                let d = Diagnostic::new(file, source, p.pos.line, p.pos.col, p.message);
+                match p.hint {
+                    Some(h) => d.with_hint(h),
+                    None => d,
+                }
+            })
+            .collect();
+        return Err(with_more(file, Diagnostics(d).sorted().0, more));
     }
     let scenario: Scenario = serde_saphyr::from_str(source).map_err(|e| {
         let (line, col) = e
@@ -114,21 +157,21 @@ pub fn load_str(file: &str, source: &str) -> Result<Loaded, Diagnostics> {
             source,
             line,
             col,
-            e.without_snippet().to_string(),
+            plain(e.without_snippet().to_string()),
         )])
     })?;
     let issues = validate::validate(&scenario);
     if !issues.is_empty() {
-        return Err(Diagnostics(
-            issues
-                .iter()
-                .map(|i| {
-                    let pos = validate::position(&tree, i);
-                    Diagnostic::new(file, source, pos.line, pos.col, i.message.clone())
-                })
-                .collect(),
-        )
-        .sorted());
+        let located: Vec<(yaml::Pos, &validate::Issue)> = issues
+            .iter()
+            .map(|i| (validate::position(&tree, i), i))
+            .collect();
+        let (located, more) = capped(located, |(p, _)| (p.line, p.col));
+        let d = located
+            .into_iter()
+            .map(|(pos, i)| Diagnostic::new(file, source, pos.line, pos.col, i.message.clone()))
+            .collect();
+        return Err(with_more(file, Diagnostics(d).sorted().0, more));
     }
     Ok(Loaded {
         file: file.into(),

@@ -49,6 +49,15 @@ fn scalar_kind(v: &str) -> &'static str {
         "" | "~" | "null" | "Null" | "NULL" => "null",
         "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => "boolean",
         _ if v.parse::<i64>().is_ok() || v.parse::<u64>().is_ok() => "integer",
+        // All digits but beyond 64 bits: still an integer, so the range check says "too
+        // large" rather than "found a number".
+        _ if !v.trim_start_matches(['-', '+']).is_empty()
+            && v.trim_start_matches(['-', '+'])
+                .chars()
+                .all(|c| c.is_ascii_digit()) =>
+        {
+            "integer"
+        }
         _ if v.parse::<f64>().is_ok() && v.chars().any(|c| c.is_ascii_digit()) => "number",
         _ => "string",
     }
@@ -198,8 +207,9 @@ impl Checker<'_> {
                 out.push(Problem {
                     pos: node.pos(),
                     message: format!(
-                        "{}: unknown value `{value}`, expected one of: {}",
+                        "{}: unknown value `{}`, expected one of: {}",
                         here(path),
+                        short(value),
                         names.join(", ")
                     ),
                     hint: did_you_mean(value, names.iter().copied())
@@ -214,7 +224,11 @@ impl Checker<'_> {
                     if n < min {
                         out.push(Problem {
                             pos: node.pos(),
-                            message: format!("{}: {value} is below the minimum {min}", here(path)),
+                            message: format!(
+                                "{}: {} is below the minimum {min}",
+                                here(path),
+                                short(value)
+                            ),
                             hint: None,
                         });
                     }
@@ -230,7 +244,7 @@ impl Checker<'_> {
                     if max.is_some_and(|m| n > m) {
                         out.push(Problem {
                             pos: node.pos(),
-                            message: format!("{}: {value} is too large", here(path)),
+                            message: format!("{}: {} is too large", here(path), short(value)),
                             hint: None,
                         });
                     }
@@ -260,7 +274,8 @@ impl Checker<'_> {
                                 out.push(Problem {
                                     pos: *kpos,
                                     message: format!(
-                                        "unknown field `{k}` in {}, expected one of: {}",
+                                        "unknown field `{}` in {}, expected one of: {}",
+                                        short(k),
                                         if path.is_empty() {
                                             "the scenario".to_string()
                                         } else {
@@ -305,6 +320,15 @@ impl Checker<'_> {
             }
             _ => {}
         }
+    }
+}
+
+/// A scalar or key as quoted in a message: cut at 40 characters, since a hostile value can
+/// be megabytes long and would push the rest of the message out of sight.
+fn short(v: &str) -> String {
+    match v.char_indices().nth(40) {
+        None => v.to_string(),
+        Some((i, _)) => format!("{}…", &v[..i]),
     }
 }
 

@@ -35,6 +35,41 @@ fn p(parts: &[P<'_>]) -> Vec<Step> {
 
 use P::{I, K};
 
+/// The most replicas the local fleet may run, all services together: real processes on
+/// this machine, so a typo (`replicas: 4000000000`) must not become a fork bomb.
+pub const MAX_LOCAL_REPLICAS: u64 = 1_000;
+
+/// The longest timeline (all phases together). A gameday is hours; a week leaves room for
+/// soak runs and keeps every offset far from `Instant` overflow.
+pub const MAX_TIMELINE_SECS: f64 = 7.0 * 86_400.0;
+
+/// The most load connections: each is a socket and a task on this machine; far beyond it,
+/// a typo (`connections: 100000000`) would exhaust memory and file descriptors.
+pub const MAX_LOAD_CONNECTIONS: usize = 10_000;
+
+/// The shortest `every`: a kill loop faster than this only hammers the ledger (every
+/// injection is an fsync'd record) and the disk under it.
+pub const MIN_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The shortest restart `backoff`: below it, a crash loop spins and fills the ledger.
+pub const MIN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Names that land in logs, the ledger, file names and terminals must not carry control
+/// characters or bidirectional overrides, which could rewrite what an operator reads.
+fn unprintable(name: &str) -> Option<char> {
+    name.chars()
+        .find(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// A name that becomes a file name and a DNS label: `[A-Za-z0-9_-]{1,63}`.
+fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Checks everything that the schema cannot say. The result is empty for a valid scenario.
 pub fn validate(s: &Scenario) -> Vec<Issue> {
     let mut v = Vec::new();
@@ -90,8 +125,18 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
         }
         let mut names = BTreeSet::new();
         let mut ports = BTreeMap::new();
+        let mut total_replicas = 0u64;
         for (i, svc) in local.services.iter().enumerate() {
             let at = |f: &'static str| p(&[K("target"), K("local"), K("services"), I(i), K(f)]);
+            if !is_label(&svc.name) {
+                push(
+                    at("name"),
+                    format!(
+                        "service name `{}` must be 1 to 63 letters, digits, `-` or `_` (it names log files and DNS names)",
+                        svc.name.escape_debug()
+                    ),
+                );
+            }
             if !names.insert(svc.name.as_str()) {
                 push(
                     at("name"),
@@ -106,6 +151,16 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             }
             if svc.replicas == 0 {
                 push(at("replicas"), "replicas must be at least 1".into());
+            }
+            total_replicas += u64::from(svc.replicas);
+            if total_replicas > MAX_LOCAL_REPLICAS {
+                push(
+                    at("replicas"),
+                    format!(
+                        "{total_replicas} local replicas in all; the local fleet is limited to {MAX_LOCAL_REPLICAS} processes"
+                    ),
+                );
+                total_replicas = 0; // one message, not one per later service
             }
             if svc.instance_size == 0 {
                 push(
@@ -139,6 +194,11 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                     at("backoff"),
                     "backoff must be positive (a crash loop would spin)".into(),
                 );
+            } else if svc.backoff.get() < MIN_BACKOFF {
+                push(
+                    at("backoff"),
+                    format!("backoff {} is below the minimum 10ms (a crash loop would spin and fill the ledger)", svc.backoff),
+                );
             }
         }
     }
@@ -150,9 +210,28 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             "a gameday needs at least one phase".into(),
         );
     }
+    let timeline: f64 = s.phases.iter().map(|ph| ph.duration.secs_f64()).sum();
+    if timeline > MAX_TIMELINE_SECS {
+        push(
+            p(&[K("phases")]),
+            format!(
+                "the phases last {:.0}s in all; a gameday is limited to {MAX_TIMELINE_SECS:.0}s (7 days)",
+                timeline
+            ),
+        );
+    }
     let mut phase_names = BTreeSet::new();
     let mut fault_names = BTreeSet::new();
     for (pi, ph) in s.phases.iter().enumerate() {
+        if let Some(c) = unprintable(&ph.name) {
+            push(
+                p(&[K("phases"), I(pi), K("name")]),
+                format!(
+                    "phase name `{}` contains the unprintable character {c:?}",
+                    ph.name.escape_debug()
+                ),
+            );
+        }
         if !phase_names.insert(ph.name.as_str()) {
             push(
                 p(&[K("phases"), I(pi), K("name")]),
@@ -165,7 +244,7 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                 format!("phase `{}` has a zero duration", ph.name),
             );
         }
-        let mut windows: Vec<(usize, &'static str, String, f64, f64)> = Vec::new();
+        let mut windows: Vec<Window<'static>> = Vec::new();
         let mut serial_clock = 0.0;
         for (fi, f) in ph.faults.iter().enumerate() {
             let at = |field: &'static str| p(&[K("phases"), I(pi), K("faults"), I(fi), K(field)]);
@@ -173,6 +252,15 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             let kinds = f.kinds();
             let label = fault_label(f, pi, fi);
             if let Some(n) = &f.name {
+                if let Some(c) = unprintable(n) {
+                    push(
+                        at("name"),
+                        format!(
+                            "fault name `{}` contains the unprintable character {c:?}",
+                            n.escape_debug()
+                        ),
+                    );
+                }
                 if !fault_names.insert(n.clone()) {
                     push(at("name"), format!("fault name `{n}` is used twice"));
                 }
@@ -228,6 +316,11 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                         at("every"),
                         format!("fault `{label}` repeats every 0s; `every` must be positive"),
                     );
+                } else if e.get() < MIN_EVERY {
+                    push(
+                        at("every"),
+                        format!("fault `{label}` repeats every {e}; the minimum is 100ms"),
+                    );
                 }
             }
             let start = if ph.schedule == Schedule::Serial {
@@ -269,26 +362,41 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             }
         }
         // Overlaps: two faults of the same kind on the same objects at the same time.
-        for a in 0..windows.len() {
-            for b in a + 1..windows.len() {
-                let (fa, ka, sa, s1, e1) = &windows[a];
-                let (fb, kb, sb, s2, e2) = &windows[b];
-                let overlap = if e1 == s1 || e2 == s2 {
-                    (s1 - s2).abs() < 1e-9
-                } else {
-                    s1 < e2 && s2 < e1
-                };
-                if ka == kb && sa == sb && overlap {
-                    push(
-                        p(&[K("phases"), I(pi), K("faults"), I(*fb)]),
-                        format!(
-                            "faults `{}` and `{}` overlap in time on the same targets ({ka} on {sa}); their effects and reverts would interfere; space them out or use `schedule: serial`",
-                            fault_label(&ph.faults[*fa], pi, *fa),
-                            fault_label(&ph.faults[*fb], pi, *fb)
-                        ),
-                    );
-                }
-            }
+        for (a, b) in overlapping_pairs(&windows) {
+            let (fa, ka, sa, _, _) = &windows[a];
+            let (fb, _, _, _, _) = &windows[b];
+            push(
+                p(&[K("phases"), I(pi), K("faults"), I(*fb)]),
+                format!(
+                    "faults `{}` and `{}` overlap in time on the same targets ({ka} on {sa}); their effects and reverts would interfere; space them out or use `schedule: serial`",
+                    fault_label(&ph.faults[*fa], pi, *fa),
+                    fault_label(&ph.faults[*fb], pi, *fb)
+                ),
+            );
+        }
+    }
+
+    // The load: checked here, so that a bad `load:` is a scenario error (exit 2) rather than
+    // a failure after the targets have started.
+    if let Some(load) = &s.load {
+        if load.connections > MAX_LOAD_CONNECTIONS {
+            push(
+                p(&[K("load"), K("connections")]),
+                format!(
+                    "{} load connections; the limit is {MAX_LOAD_CONNECTIONS}",
+                    load.connections
+                ),
+            );
+        } else if let Err(e) = load.resolve() {
+            push(p(&[K("load")]), format!("load: {e}"));
+        }
+    }
+    for (pi, ph) in s.phases.iter().enumerate() {
+        if let Some(Err(e)) = ph.load.as_ref().map(|l| l.ramp_duration()) {
+            push(
+                p(&[K("phases"), I(pi), K("load"), K("ramp")]),
+                format!("phase `{}`: {e}", ph.name),
+            );
         }
     }
 
@@ -302,6 +410,15 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
     for (i, slo) in s.hypothesis.slos.iter().enumerate() {
         let at = |f: &'static str| p(&[K("hypothesis"), K("slos"), I(i), K(f)]);
         let here = p(&[K("hypothesis"), K("slos"), I(i)]);
+        if let Some(c) = unprintable(&slo.name) {
+            push(
+                at("name"),
+                format!(
+                    "SLO name `{}` contains the unprintable character {c:?}",
+                    slo.name.escape_debug()
+                ),
+            );
+        }
         let set = [
             slo.latency.is_some(),
             slo.error_rate.is_some(),
@@ -406,6 +523,15 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
     }
     for (i, sc) in s.stop_conditions.iter().enumerate() {
         let here = p(&[K("stop_conditions"), I(i)]);
+        if let Some(c) = unprintable(&sc.name) {
+            push(
+                p(&[K("stop_conditions"), I(i), K("name")]),
+                format!(
+                    "stop condition name `{}` contains the unprintable character {c:?}",
+                    sc.name.escape_debug()
+                ),
+            );
+        }
         let set = [
             sc.latency.is_some(),
             sc.error_rate.is_some(),
@@ -464,6 +590,53 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
         }
     }
     v
+}
+
+/// A fault's time window for the overlap check: (fault index, kind, scope, start s, end s).
+type Window<'a> = (usize, &'a str, String, f64, f64);
+
+/// Pairs `(earlier, later)` of windows of the same kind and scope that overlap in time, at
+/// most one per window: each later window is paired with one earlier window it collides
+/// with. Two instant windows (start == end), or an instant and a lasting one, collide when
+/// they start together; two lasting windows when their intervals intersect.
+///
+/// Sorted sweep per (kind, scope) group, O(n log n): a phase with tens of thousands of
+/// faults (hostile or generated) is checked in milliseconds, where comparing every pair
+/// took minutes (regression pinned by `tests/hostile.rs`).
+fn overlapping_pairs(windows: &[Window<'_>]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..windows.len()).collect();
+    order.sort_by(|&x, &y| {
+        let (a, b) = (&windows[x], &windows[y]);
+        (a.1, &a.2)
+            .cmp(&(b.1, &b.2))
+            .then(a.3.total_cmp(&b.3))
+            .then(a.0.cmp(&b.0))
+    });
+    let mut out = Vec::new();
+    // Per group: the previous window, and the lasting window with the latest end so far.
+    let mut prev: Option<usize> = None;
+    let mut longest: Option<usize> = None;
+    for &i in &order {
+        let w = &windows[i];
+        if let Some(pv) = prev {
+            let p = &windows[pv];
+            if (p.1, &p.2) != (w.1, &w.2) {
+                prev = None;
+                longest = None;
+            }
+        }
+        let instant = w.4 == w.3;
+        let same_start = prev.filter(|&pv| (windows[pv].3 - w.3).abs() < 1e-9);
+        let running = longest.filter(|&l| !instant && windows[l].4 > w.3);
+        if let Some(a) = same_start.or(running) {
+            out.push((a, i));
+        }
+        if !instant && longest.is_none_or(|l| windows[l].4 < w.4) {
+            longest = Some(i);
+        }
+        prev = Some(i);
+    }
+    out
 }
 
 fn check_percent(x: f64, path: Vec<Step>, push: &mut impl FnMut(Vec<Step>, String)) {
@@ -674,4 +847,51 @@ fn kind_key(kind: &str) -> &'static str {
 /// Resolves an issue's path to a position in the document.
 pub fn position(tree: &Node, issue: &Issue) -> Pos {
     tree.locate(&issue.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The pairwise rule the sweep replaces, kept as the reference.
+    fn collide(a: &Window<'_>, b: &Window<'_>) -> bool {
+        let overlap = if a.4 == a.3 || b.4 == b.3 {
+            (a.3 - b.3).abs() < 1e-9
+        } else {
+            a.3 < b.4 && b.3 < a.4
+        };
+        a.1 == b.1 && a.2 == b.2 && overlap
+    }
+
+    #[test]
+    fn the_sweep_flags_exactly_the_windows_the_pairwise_rule_flags() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for _ in 0..500 {
+            let n = rng.gen_range(0..12);
+            let w: Vec<Window<'_>> = (0..n)
+                .map(|i| {
+                    let s = f64::from(rng.gen_range(0..6u8));
+                    let len = f64::from(rng.gen_range(0..3u8));
+                    let kind = ["a", "b"][rng.gen_range(0..2)];
+                    (i, kind, format!("s{}", rng.gen_range(0..2)), s, s + len)
+                })
+                .collect();
+            // A window is flagged when it collides with any other window sorted before it.
+            let key = |x: &Window<'_>| (x.3, x.0);
+            let mut expected: Vec<usize> = (0..n)
+                .filter(|&b| {
+                    (0..n).any(|a| a != b && key(&w[a]) < key(&w[b]) && collide(&w[a], &w[b]))
+                })
+                .collect();
+            let pairs = overlapping_pairs(&w);
+            for (a, b) in &pairs {
+                assert!(collide(&w[*a], &w[*b]), "{w:?}: {a} and {b} do not collide");
+            }
+            let mut got: Vec<usize> = pairs.iter().map(|(_, b)| *b).collect();
+            expected.sort();
+            got.sort();
+            assert_eq!(got, expected, "{w:?}");
+        }
+    }
 }

@@ -122,10 +122,18 @@ pub struct SyntaxError {
 /// The deepest nesting accepted; deeper documents are refused rather than risk the stack.
 pub const MAX_DEPTH: usize = 64;
 
+/// The most nodes (scalars, aliases, lists, mappings) a scenario may have. A large real
+/// gameday has a few thousand; the cap bounds the tree's memory and every later pass (a
+/// 4 MiB file of tiny nodes would otherwise make ~1.5 million), and it is below
+/// serde-saphyr's own budget (250 000), so the message is ours and says what to do.
+pub const MAX_NODES: usize = 100_000;
+
 /// Parses the first document of `src` into a tree.
 pub fn parse(src: &str) -> Result<Node, SyntaxError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
+    let mut nodes = 0usize;
+    let mut ended = false;
     for ev in Parser::new_from_str(src) {
         let (event, span) = ev.map_err(|e| SyntaxError {
             pos: Pos {
@@ -138,6 +146,35 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
             line: span.start.line(),
             col: span.start.col() + 1,
         };
+        if ended {
+            // One document per file: a second one would be silently ignored by this tree and
+            // refused with an API hint by serde-saphyr; say it plainly, at its `---`.
+            if matches!(event, Event::DocumentStart(..)) {
+                return Err(SyntaxError {
+                    pos,
+                    message: "a second YAML document (`---`); a scenario file holds exactly one"
+                        .into(),
+                });
+            }
+            continue;
+        }
+        if matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        ) {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(SyntaxError {
+                    pos,
+                    message: format!(
+                        "more than {MAX_NODES} YAML nodes; scenarios are far smaller (split the gameday, or generate fewer phases and faults)"
+                    ),
+                });
+            }
+        }
         let node = match event {
             Event::Scalar(value, style, _, _) => Some(Node::Scalar {
                 value: value.into_owned(),
@@ -161,7 +198,10 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
                 Some(Frame::Map(entries, _, p)) => Some(Node::Map { entries, pos: p }),
                 _ => None,
             },
-            Event::DocumentEnd if root.is_some() => break,
+            Event::DocumentEnd if root.is_some() => {
+                ended = true;
+                None
+            }
             _ => None,
         };
         if stack.len() > MAX_DEPTH {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod harden;
 pub mod http;
 pub mod k8s_local;
 pub mod k8s_mock;

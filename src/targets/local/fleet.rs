@@ -122,10 +122,21 @@ pub fn process_alive(u: &ProcessUndo) -> bool {
     !zombie && (u.start_time.is_none() || process_start_time(u.pid) == u.start_time)
 }
 
+/// Whether a ledger record may be signalled at all. kill(2) gives pids 0 and 1 (and groups
+/// 0 and 1, as `-pgid`) meanings no fleet process has: 0 is the caller's own group, -1 every
+/// process it may signal (as root: the whole machine), 1 is init. A corrupt or hand-edited
+/// ledger, or a spawn whose pid was unknown (`0`), must never reach them; nor may our own
+/// process group.
+pub fn signalable(u: &ProcessUndo) -> bool {
+    // SAFETY: getpgrp(2) has no failure mode and touches no memory.
+    let own_group = unsafe { libc::getpgrp() } as u32;
+    u.pid > 1 && u.pgid > 1 && u.pgid != own_group && u.pid != std::process::id()
+}
+
 /// Sends `signal` to the process group of a ledger record, if it is still the same process.
 /// Returns whether it was alive.
 pub fn signal_process(u: &ProcessUndo, signal: i32) -> bool {
-    if !process_alive(u) {
+    if !signalable(u) || !process_alive(u) {
         return false;
     }
     // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
@@ -193,11 +204,14 @@ impl Fleet {
         env_hook: Option<EnvHook>,
         cancel: CancellationToken,
     ) -> Result<Fleet, TargetError> {
-        std::fs::create_dir_all(&log_dir).map_err(|e| TargetError::Op {
-            action: "create fleet log directory".into(),
-            object: log_dir.display().to_string(),
-            source: e.into(),
-        })?;
+        // Private to owner and group whatever the umask, like the run folder it lives in.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o750)
+            .create(&log_dir)
+            .map_err(|e| TargetError::Op {
+                action: "create fleet log directory".into(),
+                object: log_dir.display().to_string(),
+                source: e.into(),
+            })?;
         let tracker = TaskTracker::new();
         let mut services = Vec::new();
         for spec in &config.services {
@@ -366,6 +380,16 @@ impl Supervisor {
             .env("GAMEDAY_SERVICE", &r.service)
             .env("GAMEDAY_REPLICA", r.index.to_string())
             .env("GAMEDAY_INSTANCE", r.instance.to_string());
+        // Marks the replica with its run's ledger: its pid is only known after the spawn, so a
+        // runner killed between spawn and record leaves a replica the ledger does not name;
+        // `gameday recover` finds such strays by this mark.
+        if let Some(path) = self
+            .ledger
+            .as_ref()
+            .and_then(|l| std::fs::canonicalize(l.path()).ok())
+        {
+            cmd.env(crate::engine::recover::LEDGER_ENV, path);
+        }
         for (k, v) in &self.spec.env {
             cmd.env(k, v);
         }
@@ -377,10 +401,11 @@ impl Supervisor {
         // Its own process group, so that stopping a replica stops what it started too.
         cmd.process_group(0).stdin(Stdio::null()).kill_on_drop(true);
         let log = self.log_dir.join(format!("{}.log", r.name()));
-        if let Ok(f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
+        if let Ok(f) = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().create(true).append(true),
+            0o640,
+        )
+        .open(&log)
         {
             if let Ok(f2) = f.try_clone() {
                 cmd.stdout(f).stderr(f2);
@@ -490,5 +515,28 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_that_would_signal_everything_are_refused() {
+        let rec = |pid, pgid| ProcessUndo {
+            pid,
+            pgid,
+            start_time: None,
+        };
+        // kill(-1) is every process, kill(0) our own group, 1 is init.
+        assert!(!signalable(&rec(0, 0)));
+        assert!(!signalable(&rec(1, 1)));
+        assert!(!signalable(&rec(12345, 1)));
+        assert!(!signalable(&rec(12345, 0)));
+        let own = unsafe { libc::getpgrp() } as u32;
+        assert!(!signalable(&rec(12345, own)));
+        assert!(!signalable(&rec(std::process::id(), 12345)));
+        assert!(signalable(&rec(12345, 12345)));
     }
 }

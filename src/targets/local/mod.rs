@@ -142,8 +142,12 @@ impl Target for LocalSandbox {
     }
 
     async fn check_reachable(&self) -> Result<(), TargetError> {
-        // The sandbox is this machine: reachable means the commands exist.
+        // The sandbox is this machine: reachable means the commands exist and the service
+        // addresses are free.
         for s in &self.inner.config.services {
+            if let Some(port) = s.port {
+                check_port_free(&s.name, port)?;
+            }
             let Some(first) = s.command.first() else {
                 return Err(TargetError::Invalid(format!(
                     "service `{}` has an empty command",
@@ -226,4 +230,56 @@ fn which(program: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| PathBuf::from(d).join(program))
         .find(|p| p.is_file())
+}
+
+/// Fails when another program already listens on a service address, naming it when it can
+/// be found, so the run stops before anything starts (exit 5) with what to do.
+fn check_port_free(service: &str, port: u16) -> Result<(), TargetError> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let who = port_owner(port)
+                .map(|(pid, comm)| format!(" by pid {pid} ({comm})"))
+                .unwrap_or_default();
+            Err(TargetError::Unreachable {
+                target: "local".into(),
+                reason: format!(
+                    "service `{service}`: port {port} on 127.0.0.1 is already in use{who} ({e}); stop that program or choose another `port`"
+                ),
+            })
+        }
+    }
+}
+
+/// The process listening on TCP `port`, best effort: the socket's inode from
+/// `/proc/net/tcp{,6}`, then the process holding it among `/proc/*/fd`. Read by hand: the
+/// only need is this one lookup, for an error message.
+fn port_owner(port: u16) -> Option<(u32, String)> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|f| {
+        std::fs::read_to_string(f)
+            .ok()?
+            .lines()
+            .skip(1)
+            .find_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                let local_port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+                // State 0A is LISTEN.
+                (local_port == port && cols.get(3) == Some(&"0A"))
+                    .then(|| cols.get(9).map(|s| s.to_string()))?
+            })
+    })?;
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+        let holds = std::fs::read_dir(p.path().join("fd"))
+            .ok()?
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.to_str() == Some(target.as_str()))
+            });
+        holds.then(|| {
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            (pid, comm.trim().to_string())
+        })
+    })
 }
