@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod aws;
 pub mod local;
 
 /// A fault ready to be injected: what it will hit and how to undo it, captured before the

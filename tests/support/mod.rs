@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests.
+
+pub mod ec2_fault_proxy;
+pub mod moto;
