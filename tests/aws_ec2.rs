@@ -70,7 +70,11 @@ async fn ec2_stop_then_revert_starts_them_again_idempotently() {
         assert!(s == "running" || s == "pending", "{s}");
     }
     target.revert(fault.kind(), &prepared.undo).await.unwrap();
-    assert_eq!(proxy.calls("StartInstances").len(), 1, "second revert starts nothing");
+    assert_eq!(
+        proxy.calls("StartInstances").len(),
+        1,
+        "second revert starts nothing"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +96,11 @@ async fn revert_never_starts_a_terminated_instance() {
     target.revert(fault.kind(), &prepared.undo).await.unwrap();
     let starts = proxy.calls("StartInstances");
     assert_eq!(starts.len(), 1);
-    assert!(!starts[0].body.contains(ids[0].as_str()), "{}", starts[0].body);
+    assert!(
+        !starts[0].body.contains(ids[0].as_str()),
+        "{}",
+        starts[0].body
+    );
     assert!(starts[0].body.contains(ids[1].as_str()));
     assert_eq!(states(&ec2, &ids[..1]).await, vec!["terminated"]);
 }
@@ -109,9 +117,8 @@ async fn ec2_stop_refuses_one_time_spot_instances_that_moto_would_stop() {
     assert!(format!("{err:#}").contains("one-time"), "{err:#}");
     let findings = target.preflight(&[fault.as_ref()]).await.unwrap();
     assert!(
-        findings
-            .iter()
-            .any(|f| f.severity == Severity::Error && f.message.contains("refusing to stop spot instance")),
+        findings.iter().any(|f| f.severity == Severity::Error
+            && f.message.contains("refusing to stop spot instance")),
         "{findings:?}"
     );
     assert!(proxy.calls("StopInstances").is_empty());
@@ -210,9 +217,9 @@ async fn plan_dry_runs_every_call_without_acting() {
         findings.iter().all(|f| f.severity == Severity::Warning),
         "{findings:?}"
     );
-    assert!(findings
-        .iter()
-        .any(|f| f.message.contains("fault kill (ec2_terminate) is irreversible")));
+    assert!(findings.iter().any(|f| f
+        .message
+        .contains("fault kill (ec2_terminate) is irreversible")));
     let dry: Vec<String> = proxy
         .seen()
         .into_iter()
@@ -241,10 +248,19 @@ async fn plan_reports_a_permission_moto_iam_denies() {
     let ids = launch(&ec2, Kind::OnDemand, 1, "dr", "us-east-1a").await;
     let keys = moto.iam_user(
         "gameday",
-        &["ec2:DescribeInstances", "ec2:StopInstances", "ec2:StartInstances"],
+        &[
+            "ec2:DescribeInstances",
+            "ec2:StopInstances",
+            "ec2:StartInstances",
+        ],
     );
     moto.enforce_iam();
-    let target = moto::target_with(&moto.endpoint, Some(keys), AwsTargetConfig::default()).await;
+    let target = moto::target_with(
+        &moto.endpoint,
+        Some(keys.clone()),
+        AwsTargetConfig::default(),
+    )
+    .await;
     let allowed = target.fault("stop", stop("dr")).unwrap();
     let denied = target
         .fault(
@@ -265,8 +281,15 @@ async fn plan_reports_a_permission_moto_iam_denies() {
         .map(|f| f.message.as_str())
         .collect();
     assert_eq!(errors.len(), 1, "{findings:?}");
-    assert!(errors[0].contains("fault kill: missing permission ec2:TerminateInstances"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("fault kill: missing permission ec2:TerminateInstances"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].contains("AccessDenied"), "{}", errors[0]);
+    // The old test key is refused now: moto really enforces IAM.
+    assert!(ec2.describe_instances().send().await.is_err());
+    let ec2 = moto.ec2_with(Some(keys)).await;
     assert_eq!(states(&ec2, &ids).await, vec!["running"]);
 }
 
@@ -289,7 +312,11 @@ async fn plan_treats_ec2s_unauthorized_operation_as_a_missing_permission() {
         .map(|f| f.message.as_str())
         .collect();
     assert_eq!(errors.len(), 1, "{findings:?}");
-    assert!(errors[0].contains("missing permission ec2:StartInstances"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("missing permission ec2:StartInstances"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].contains("UnauthorizedOperation"), "{}", errors[0]);
 }
 
@@ -305,13 +332,19 @@ async fn ec2_refusals_moto_never_gives_end_with_clear_messages() {
 
     proxy.add(Rule::always("StopInstances", "IncorrectInstanceState"));
     let msg = format!("{:#}", fault.inject(&prepared, far()).await.unwrap_err());
-    assert!(msg.contains("refused by ec2 in the instance's current state"), "{msg}");
+    assert!(
+        msg.contains("refused by ec2 in the instance's current state"),
+        "{msg}"
+    );
     assert!(msg.contains(ids[0].as_str()), "{msg}");
 
     proxy.clear();
     proxy.add(Rule::always("StopInstances", "UnsupportedOperation"));
     let msg = format!("{:#}", fault.inject(&prepared, far()).await.unwrap_err());
-    assert!(msg.contains("is not supported by ec2 for this instance"), "{msg}");
+    assert!(
+        msg.contains("is not supported by ec2 for this instance"),
+        "{msg}"
+    );
     assert_eq!(states(&ec2, &ids).await, vec!["running"]);
 }
 
@@ -351,5 +384,8 @@ async fn an_endpoint_that_does_not_answer_is_unreachable() {
     let config = target.ledger_config();
     assert_eq!(config["region"], "us-east-1");
     let text = config.to_string();
-    assert!(!text.contains("testing"), "no credentials in the ledger: {text}");
+    assert!(
+        !text.contains("testing"),
+        "no credentials in the ledger: {text}"
+    );
 }

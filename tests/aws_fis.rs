@@ -148,14 +148,22 @@ async fn fis_method_starts_a_one_off_experiment_with_the_real_spot_action() {
             .experiments(
                 ExperimentSummary::builder()
                     .id("EXP-OTHER")
-                    .state(ExperimentState::builder().status(ExperimentStatus::Running).build())
+                    .state(
+                        ExperimentState::builder()
+                            .status(ExperimentStatus::Running)
+                            .build(),
+                    )
                     .tags(TOKEN_TAG, "someone-else")
                     .build(),
             )
             .experiments(
                 ExperimentSummary::builder()
                     .id("EXP1")
-                    .state(ExperimentState::builder().status(ExperimentStatus::Running).build())
+                    .state(
+                        ExperimentState::builder()
+                            .status(ExperimentStatus::Running)
+                            .build(),
+                    )
                     .tags(TOKEN_TAG, t.clone())
                     .build(),
             )
@@ -178,13 +186,13 @@ async fn fis_method_starts_a_one_off_experiment_with_the_real_spot_action() {
     let delete_again = mock!(Fis::delete_experiment_template)
         .match_requests(|req| req.id() == Some("EXT1"))
         .then_output(|| DeleteExperimentTemplateOutput::builder().build());
-    let recovering = moto::target(&moto.endpoint).await.with_fis_client(fis_client(&[
-        &list,
-        &stop,
-        &list_templates,
-        &delete_again,
-    ]));
-    recovering.revert("spot_interruption", &prepared.undo).await.unwrap();
+    let recovering = moto::target(&moto.endpoint)
+        .await
+        .with_fis_client(fis_client(&[&list, &stop, &list_templates, &delete_again]));
+    recovering
+        .revert("spot_interruption", &prepared.undo)
+        .await
+        .unwrap();
     assert_eq!(stop.num_calls(), 1, "only our experiment is stopped");
     assert_eq!(delete_again.num_calls(), 1);
 }

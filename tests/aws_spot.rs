@@ -36,7 +36,12 @@ impl Recorder {
         self.events.lock().unwrap().push((Instant::now(), e));
     }
     fn events(&self) -> Vec<String> {
-        self.events.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
     fn when(&self, event: &str) -> Instant {
         self.events
@@ -112,7 +117,10 @@ async fn spot_interruption_selects_spot_instances_only_by_lifecycle_field() {
     let other_team = launch(&ec2, Kind::SpotOneTime, 1, "pay", "us-east-1a").await;
     let target = moto::target(&proxy.endpoint).await;
     let fault = target
-        .fault("spot", spot_spec("shop", "1s", InterruptionBehavior::Terminate))
+        .fault(
+            "spot",
+            spot_spec("shop", "1s", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let resolution = fault.resolve().await.unwrap();
     assert_eq!(resolution.eligible, 2, "{resolution:?}");
@@ -121,13 +129,19 @@ async fn spot_interruption_selects_spot_instances_only_by_lifecycle_field() {
     assert!(resolution.notes.iter().any(|n| n.contains("IRREVERSIBLE")));
     // The lifecycle split is made client-side: the `instance-lifecycle` filter (HTTP 500 in
     // moto) is never sent.
-    assert!(proxy.seen().iter().all(|s| !s.body.contains("instance-lifecycle")));
+    assert!(proxy
+        .seen()
+        .iter()
+        .all(|s| !s.body.contains("instance-lifecycle")));
     for id in on_demand.iter().chain(&other_team) {
         assert!(!resolution.targets.contains(id));
     }
     // An on-demand-only pool has nothing to interrupt.
     let fault = target
-        .fault("none", spot_spec("nobody", "1s", InterruptionBehavior::Terminate))
+        .fault(
+            "none",
+            spot_spec("nobody", "1s", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let err = fault.resolve().await.unwrap_err().to_string();
     assert!(err.contains("no running spot instance matches"), "{err}");
@@ -144,7 +158,10 @@ async fn notice_then_drain_then_terminate_after_the_notice_period() {
         .await
         .with_notice_handler(recorder.clone());
     let fault = target
-        .fault("spot", spot_spec("shop", "2s", InterruptionBehavior::Terminate))
+        .fault(
+            "spot",
+            spot_spec("shop", "2s", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let prepared = fault.prepare().await.unwrap();
     assert!(prepared.irreversible);
@@ -199,7 +216,10 @@ async fn stop_behaviour_is_refused_for_one_time_spot_and_reverted_for_persistent
 
     // moto would stop a one-time spot instance; EC2 refuses, and so does gameday.
     let fault = target
-        .fault("batch", spot_spec("batch", "1s", InterruptionBehavior::Stop))
+        .fault(
+            "batch",
+            spot_spec("batch", "1s", InterruptionBehavior::Stop),
+        )
         .unwrap();
     let err = fault.prepare().await.unwrap_err();
     let msg = format!("{err:#}");
@@ -236,18 +256,26 @@ async fn throttling_at_the_interruption_ends_clearly_and_uncordons() {
         .await
         .with_notice_handler(recorder.clone());
     let fault = target
-        .fault("spot", spot_spec("shop", "1s", InterruptionBehavior::Terminate))
+        .fault(
+            "spot",
+            spot_spec("shop", "1s", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let prepared = fault.prepare().await.unwrap();
     proxy.add(Rule::always("TerminateInstances", "RequestLimitExceeded"));
 
     let err = fault.inject(&prepared, far()).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("throttled by ec2 (RequestLimitExceeded)"), "{msg}");
+    assert!(
+        msg.contains("throttled by ec2 (RequestLimitExceeded)"),
+        "{msg}"
+    );
     // The SDK retried before giving up.
     assert!(proxy.calls("TerminateInstances").len() > 1);
     // The node was drained at the notice and is schedulable again; the instance lives.
-    assert!(recorder.events().contains(&format!("drain node-{}", spot[0])));
+    assert!(recorder
+        .events()
+        .contains(&format!("drain node-{}", spot[0])));
     assert!(recorder.cordoned().is_empty(), "{:?}", recorder.cordoned());
     assert_eq!(states(&ec2, &spot).await, vec!["running"]);
     // And the engine's revert from the ledger record is harmless afterwards.
@@ -263,7 +291,10 @@ async fn one_throttled_call_is_absorbed_by_the_sdk_retry() {
     let spot = launch(&ec2, Kind::SpotOneTime, 1, "shop", "us-east-1a").await;
     let target = moto::target(&proxy.endpoint).await;
     let fault = target
-        .fault("spot", spot_spec("shop", "10ms", InterruptionBehavior::Terminate))
+        .fault(
+            "spot",
+            spot_spec("shop", "10ms", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let prepared = fault.prepare().await.unwrap();
     proxy.add(Rule {
@@ -288,7 +319,10 @@ async fn an_instance_gone_during_the_notice_ends_clearly_and_uncordons() {
         .await
         .with_notice_handler(recorder.clone());
     let fault = target
-        .fault("spot", spot_spec("shop", "1s", InterruptionBehavior::Terminate))
+        .fault(
+            "spot",
+            spot_spec("shop", "1s", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let prepared = fault.prepare().await.unwrap();
     let inject = tokio::spawn({
@@ -327,12 +361,18 @@ async fn a_failed_drain_stops_the_interruption_and_uncordons_every_node() {
         .await
         .with_notice_handler(recorder.clone());
     let fault = target
-        .fault("spot", spot_spec("shop", "1s", InterruptionBehavior::Terminate))
+        .fault(
+            "spot",
+            spot_spec("shop", "1s", InterruptionBehavior::Terminate),
+        )
         .unwrap();
     let prepared = fault.prepare().await.unwrap();
     let err = fault.inject(&prepared, far()).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains(&format!("spot notice for instance {}", spot[1])), "{msg}");
+    assert!(
+        msg.contains(&format!("spot notice for instance {}", spot[1])),
+        "{msg}"
+    );
     assert!(msg.contains("disruption budget"), "{msg}");
     assert!(recorder.cordoned().is_empty(), "{:?}", recorder.cordoned());
     assert!(proxy.calls("TerminateInstances").is_empty());

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{
-    InstanceMarketOptionsRequest, InstanceType, MarketType, Placement, RequestSpotLaunchSpecification,
-    ResourceType, SpotInstanceType, SpotMarketOptions, Tag, TagSpecification,
+    InstanceMarketOptionsRequest, InstanceType, MarketType, Placement,
+    RequestSpotLaunchSpecification, ResourceType, SpotInstanceType, SpotMarketOptions, Tag,
+    TagSpecification,
 };
 use gameday::targets::aws::spec::AwsTargetConfig;
 use gameday::targets::aws::AwsTarget;
@@ -75,7 +76,14 @@ impl Moto {
         for _ in 0..3 {
             let port = free_port();
             let child = Command::new(python())
-                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -147,7 +155,12 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
 
     /// An EC2 client straight to moto, for test setup and out-of-band changes.
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
-        let sdk = sdk_config(None).await;
+        self.ec2_with(None).await
+    }
+
+    /// [`Moto::ec2`] signed with the given access key (after [`Moto::enforce_iam`]).
+    pub async fn ec2_with(&self, keys: Option<(String, String)>) -> aws_sdk_ec2::Client {
+        let sdk = sdk_config(keys).await;
         let conf = aws_sdk_ec2::config::Builder::from(&sdk)
             .endpoint_url(&self.endpoint)
             .build();

@@ -262,9 +262,11 @@ impl Ec2 {
         let ids = Some(ids.to_vec());
         let op = call.operation();
         match call {
-            Call::DescribeInstances => {
-                dry_run(op, &object, c.describe_instances().dry_run(true).send().await)
-            }
+            Call::DescribeInstances => dry_run(
+                op,
+                &object,
+                c.describe_instances().dry_run(true).send().await,
+            ),
             Call::DescribeSpotInstanceRequests => dry_run(
                 op,
                 &object,
@@ -322,7 +324,10 @@ impl Ec2 {
             let now = self.describe_ids(ids).await?;
             let gone: Vec<String> = ids
                 .iter()
-                .filter(|id| now.get(*id).is_none_or(|i| super::select::is_gone(&i.state)))
+                .filter(|id| {
+                    now.get(*id)
+                        .is_none_or(|i| super::select::is_gone(&i.state))
+                })
                 .cloned()
                 .collect();
             let stopping = ids

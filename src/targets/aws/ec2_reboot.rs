@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{parse_undo, AwsFault};
 use super::spec::Ec2RebootSpec;
+use super::{parse_undo, AwsFault};
 use crate::targets::{Prepared, TargetError};
 
 /// Said by `plan`.

@@ -68,8 +68,7 @@ pub(crate) async fn prepare(fault: &AwsFault, spec: &Ec2StopSpec) -> Result<Prep
     let ids: Vec<String> = picked.into_iter().map(|i| i.id).collect();
     Ok(Prepared {
         targets: ids.clone(),
-        undo: serde_json::to_value(StopUndo { instance_ids: ids })
-            .expect("undo record serialises"),
+        undo: serde_json::to_value(StopUndo { instance_ids: ids }).expect("undo record serialises"),
         irreversible: false,
     })
 }

@@ -167,7 +167,9 @@ async fn wait(
         let status = state.and_then(|s| s.status());
         match status {
             Some(ExperimentStatus::Completed) => return Ok(()),
-            Some(ExperimentStatus::Failed | ExperimentStatus::Stopped | ExperimentStatus::Cancelled) => {
+            Some(
+                ExperimentStatus::Failed | ExperimentStatus::Stopped | ExperimentStatus::Cancelled,
+            ) => {
                 return Err(AwsError::Api {
                     operation: "GetExperiment",
                     object: object.to_owned(),

@@ -138,8 +138,9 @@ impl AwsTarget {
     }
 
     fn map_inner(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.inner)
-            .unwrap_or_else(|_| panic!("AwsTarget builder methods must run before faults are made"));
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
+            panic!("AwsTarget builder methods must run before faults are made")
+        });
         f(&mut inner);
         AwsTarget {
             inner: Arc::new(inner),
@@ -194,8 +195,8 @@ impl Inner {
             .into_iter()
             .filter(|i| select::matches(i, sel, spot_only))
             .collect();
-        if let Some(bad) = select::foreign_accounts(&eligible, &self.config.allowed_account_ids)
-            .first()
+        if let Some(bad) =
+            select::foreign_accounts(&eligible, &self.config.allowed_account_ids).first()
         {
             return Err(AwsError::ForeignAccount {
                 instance_id: bad.id.clone(),

@@ -215,8 +215,12 @@ const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
 /// Parse a scenario duration (`30s`, `2m`, `500ms`). The one place that does so, so that the
 /// lead can swap it for `scenario::duration::Dur` in one edit.
 pub fn parse_duration(field: &str, text: &str) -> Result<Duration, SpecError> {
-    humantime::parse_duration(text)
-        .map_err(|e| err(field, format!("`{text}` is not a duration like `120s` or `2m`: {e}")))
+    humantime::parse_duration(text).map_err(|e| {
+        err(
+            field,
+            format!("`{text}` is not a duration like `120s` or `2m`: {e}"),
+        )
+    })
 }
 
 impl AwsFaultSpec {
@@ -341,9 +345,10 @@ impl InstanceSelector {
                 }
             }
             SelectMode::Count => match self.count {
-                None | Some(0) => {
-                    errors.push(err("select.count", "mode: count needs `count` of 1 or more"))
-                }
+                None | Some(0) => errors.push(err(
+                    "select.count",
+                    "mode: count needs `count` of 1 or more",
+                )),
                 Some(_) if self.percent.is_some() => {
                     errors.push(err("select.percent", "only used with mode: percent"))
                 }

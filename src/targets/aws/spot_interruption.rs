@@ -102,8 +102,7 @@ pub(crate) async fn prepare(
         .notice_duration()
         .map_err(|e| TargetError::Invalid(format!("fault {}: {e}", fault.name)))?;
     let (_, picked) = inner.pick(&fault.name, &spec.select, true).await?;
-    if spec.method == InterruptionMethod::Ec2 && spec.behavior != InterruptionBehavior::Terminate
-    {
+    if spec.method == InterruptionMethod::Ec2 && spec.behavior != InterruptionBehavior::Terminate {
         ec2_stop::refuse_unstoppable_spot(inner, &picked).await?;
     }
     let ids: Vec<String> = picked.iter().map(|i| i.id.clone()).collect();
