@@ -18,3 +18,6 @@ mod sandbox_spot;
 mod sandbox_support;
 mod security;
 mod self_faults;
+mod aws_ec2;
+mod aws_fis;
+mod aws_spot;

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub mod kubernetes;
+pub mod aws;
 pub mod local;
 pub mod registry;
 

@@ -2,10 +2,12 @@
 
 #![allow(dead_code)]
 
+pub mod ec2_fault_proxy;
 pub mod harden;
 pub mod http;
 pub mod k8s_local;
 pub mod k8s_mock;
+pub mod moto;
 pub mod journal;
 
 use std::path::{Path, PathBuf};
