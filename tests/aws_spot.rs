@@ -17,7 +17,7 @@ use gameday::targets::aws::spec::{
 };
 use gameday::targets::aws::spot_interruption::SpotUndo;
 use gameday::targets::aws::AwsTarget;
-use gameday::targets::{Fault, Target};
+use gameday::targets::Target;
 use serde_json::{json, Value};
 
 use crate::support::ec2_fault_proxy::{FaultProxy, Rule};
