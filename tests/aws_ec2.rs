@@ -7,7 +7,7 @@ use gameday::targets::aws::spec::{
     AwsFaultSpec, AwsTargetConfig, Ec2RebootSpec, Ec2StopSpec, Ec2TerminateSpec, InstanceSelector,
     Lifecycle, SelectMode,
 };
-use gameday::targets::{Fault, Severity, Target, TargetError};
+use gameday::targets::{Severity, Target, TargetError};
 
 use crate::support::ec2_fault_proxy::{FaultProxy, Rule};
 use crate::support::moto::{self, launch, states, Kind, Moto};

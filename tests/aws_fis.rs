@@ -25,7 +25,7 @@ use gameday::targets::aws::spec::{
     AwsFaultSpec, InstanceSelector, InterruptionBehavior, InterruptionMethod, SpotInterruptionSpec,
 };
 use gameday::targets::aws::spot_interruption::SpotUndo;
-use gameday::targets::{Fault, Target};
+use gameday::targets::Target;
 
 use crate::support::moto::{self, launch, states, Kind, Moto};
 
@@ -76,7 +76,7 @@ async fn fis_method_starts_a_one_off_experiment_with_the_real_spot_action() {
             let target = &req.targets().unwrap()["SpotInstances"];
             action.action_id() == "aws:ec2:send-spot-instance-interruptions"
                 && action.parameters().unwrap()["durationBeforeInterruption"] == "PT2M"
-                && target.resource_type() == Some("aws:ec2:spot-instance")
+                && target.resource_type() == "aws:ec2:spot-instance"
                 && target.resource_arns() == [arn.clone()]
                 && req.role_arn() == Some(ROLE)
                 && req.tags().is_some_and(|t| t.contains_key(TOKEN_TAG))

@@ -17,7 +17,7 @@ use gameday::targets::aws::spec::{
 };
 use gameday::targets::aws::spot_interruption::SpotUndo;
 use gameday::targets::aws::AwsTarget;
-use gameday::targets::{Fault, Target};
+use gameday::targets::Target;
 use serde_json::{json, Value};
 
 use crate::support::ec2_fault_proxy::{FaultProxy, Rule};
@@ -233,11 +233,14 @@ async fn stop_behaviour_is_refused_for_one_time_spot_and_reverted_for_persistent
     let prepared = fault.prepare().await.unwrap();
     assert!(!prepared.irreversible);
     fault.inject(&prepared, far()).await.unwrap();
-    assert_eq!(states(&ec2, &[persistent.clone()]).await, vec!["stopped"]);
+    assert_eq!(
+        states(&ec2, std::slice::from_ref(&persistent)).await,
+        vec!["stopped"]
+    );
     assert_eq!(recorder.cordoned().len(), 1);
 
     target.revert(fault.kind(), &prepared.undo).await.unwrap();
-    let state = states(&ec2, &[persistent.clone()]).await;
+    let state = states(&ec2, std::slice::from_ref(&persistent)).await;
     assert!(state == ["running"] || state == ["pending"], "{state:?}");
     assert!(recorder.cordoned().is_empty());
     // Idempotent: a second revert starts nothing more.

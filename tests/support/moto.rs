@@ -119,7 +119,7 @@ impl Moto {
     /// signed by an access key moto issued, and are checked against its IAM policies.
     pub fn enforce_iam(&self) {
         let script = format!(
-            "import urllib.request; urllib.request.urlopen(urllib.request.Request('{}/moto-api/reset-auth', data=b'0', method='POST')).read()",
+            "import urllib.request; urllib.request.urlopen(urllib.request.Request('{}/moto-api/reset-auth', data=b'0', headers={{'Content-Type': 'text/plain'}}, method='POST')).read()",
             self.endpoint
         );
         run_python(&script);

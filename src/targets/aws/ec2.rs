@@ -98,7 +98,7 @@ impl Ec2 {
         Ec2 { client }
     }
 
-    /// Running instances matching the server-side part of `sel` (tags, zones, ids). The
+    /// Running instances matching the server-side part of `sel` (tags, ids). The
     /// lifecycle and a re-check of everything are left to [`super::select::matches`].
     pub async fn describe_selected(
         &self,
@@ -108,9 +108,8 @@ impl Ec2 {
         for (k, v) in &sel.tags {
             filters.push(filter(&format!("tag:{k}"), [v.clone()]));
         }
-        if !sel.availability_zones.is_empty() {
-            filters.push(filter("availability-zone", sel.availability_zones.clone()));
-        }
+        // No `availability-zone` filter: moto ignores the zone an instance was placed in and
+        // matches nothing; the zone is checked on each result by `select::matches` instead.
         if !sel.instance_ids.is_empty() {
             filters.push(filter("instance-id", sel.instance_ids.clone()));
         }

@@ -225,11 +225,13 @@ impl Inner {
     ) -> Result<(Vec<InstanceInfo>, Vec<InstanceInfo>), TargetError> {
         let eligible = self.eligible(fault, sel, spot_only).await?;
         let ids = select::pick(&eligible, sel, &mut rand::thread_rng());
-        let picked = eligible
+        // In id order (as `select::pick` returns them), for stable ledgers and reports.
+        let mut picked: Vec<InstanceInfo> = eligible
             .iter()
             .filter(|i| ids.contains(&i.id))
             .cloned()
             .collect();
+        picked.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((eligible, picked))
     }
 
