@@ -224,3 +224,45 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
 }
+
+#[test]
+fn k8s_run_kills_pods_every_interval_and_the_deployment_recovers() {
+    let Some(e) = setup("cli_run") else { return };
+    e.deploy("web", 3, None);
+    let before: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = format!(
+        "      - name: kill-web\n        at: 1s\n        duration: 6s\n        every: 2s\n        pod_kill:\n          selector: {{ namespaces: [{ns}], label_selectors: {{ app: web }} }}\n          grace_period: 0s\n          max_targets: 1\n",
+        ns = e.ns
+    );
+    let s = write_scenario(dir.path(), &e.context, &faults, "10s");
+    let out = dir.path().join("reports");
+    let o = Command::new(bin())
+        .args([
+            "run",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ledger = std::fs::read_to_string(run_dir(&out).unwrap().join("ledger.jsonl")).unwrap();
+    let kills = ledger
+        .lines()
+        .filter(|l| l.contains("\"pod_kill\"") && l.contains("\"irreversible\":true"))
+        .count();
+    assert!(
+        kills >= 2,
+        "every 2s for 6s kills more than once:\n{ledger}"
+    );
+    // Each kill hit a pod that existed, and the ReplicaSet replaced them all.
+    e.wait_ready("web", 3);
+    let after: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
+    assert!(
+        before.iter().filter(|u| after.contains(u)).count() <= 3 - 2.min(kills),
+        "{before:?} {after:?}"
+    );
+}
