@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test of gameday on a fresh Debian machine (and in CI).
 # It installs what the tests need first, so a clean clone needs nothing else:
-#   - Debian packages: chromium (the HTML report checked in a real browser), python3;
+#   - Debian packages: chromium (the HTML report checked in a real browser), prometheus (scrapes
+#     a real run), python3;
 #   - moto's EC2 server from PyPI (the AWS target's emulator);
 #   - a real Kubernetes API server on loopback (../shared/k8s-local, built once and cached in
 #     ~/.cache/k8s-local-1.20.2), for the Kubernetes end-to-end suite;
@@ -15,6 +16,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_need=()
 command -v chromium >/dev/null 2>&1 || apt_need+=(chromium)
+command -v prometheus >/dev/null 2>&1 || apt_need+=(prometheus)
 command -v python3 >/dev/null 2>&1 || apt_need+=(python3 python3-pip)
 if [ ${#apt_need[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_need[*]}"

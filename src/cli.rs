@@ -45,6 +45,8 @@ pub enum Command {
     /// Drive HTTP load at a URL and measure it, on its own: open model with --rate
     /// (coordinated-omission corrected), closed model without.
     Load(crate::load::cli::LoadArgs),
+    /// Run the built-in demo service (frontend or backend), as the demo scenario's fleet does.
+    DemoService(crate::demo::DemoArgs),
 }
 
 /// `gameday plan`.
@@ -75,6 +77,10 @@ pub struct RunArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Serve Prometheus metrics under /metrics on this address while the run goes (`none` to
+    /// turn off). Loopback by default: expose it elsewhere only on purpose.
+    #[arg(long, default_value = crate::observe::metrics::DEFAULT_ADDR, env = "GAMEDAY_METRICS_ADDR")]
+    pub metrics_addr: String,
 }
 
 /// `gameday recover`.

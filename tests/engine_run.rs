@@ -2,10 +2,10 @@
 //! restarts real processes, SIGINT aborts cleanly, SIGKILL + `recover` leaves nothing behind.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{bin, gameday, pids_with, text};
+use crate::support::{gameday, pids_with, text};
 
 /// A scenario with a fleet of `python3 -m http.server` replicas, marked by a unique folder so
 /// the test can find exactly its own processes.
@@ -61,7 +61,7 @@ fn plan_resolves_targets_and_touches_nothing() {
     let marker = format!("plan-{}", std::process::id());
     let s = scenario(dir.path(), &marker, "  - name: chaos\n    duration: 5s\n    faults:\n      - name: kill-one\n        at: 1s\n        process_kill: { service: web }\n");
     let out = dir.path().join("reports");
-    let o = Command::new(bin())
+    let o = crate::support::cmd()
         .args(["plan", s.to_str().unwrap()])
         .env("GAMEDAY_OUT", &out)
         .output()
@@ -76,7 +76,7 @@ fn plan_resolves_targets_and_touches_nothing() {
     assert!(pids_with(&marker).is_empty(), "plan started processes");
     assert!(!out.exists(), "plan wrote a run folder");
     // `run --dry-run` is the same plan.
-    let o = Command::new(bin())
+    let o = crate::support::cmd()
         .args(["run", "--dry-run", s.to_str().unwrap(), "--out"])
         .arg(&out)
         .output()
@@ -143,7 +143,7 @@ fn sigint_mid_run_reverts_everything_and_exits_3() {
     let marker = format!("sigint-{}", std::process::id());
     let s = scenario(dir.path(), &marker, "  - name: chaos\n    duration: 60s\n    faults:\n      - name: kill-one\n        at: 1s\n        every: 2s\n        process_kill: { service: web }\n");
     let out = dir.path().join("reports");
-    let mut child = Command::new(bin())
+    let mut child = crate::support::cmd()
         .args([
             "run",
             s.to_str().unwrap(),
@@ -195,7 +195,7 @@ fn sigkill_mid_run_then_recover_leaves_nothing_behind() {
     let marker = format!("sigkill-{}", std::process::id());
     let s = scenario(dir.path(), &marker, "  - name: chaos\n    duration: 60s\n    faults:\n      - name: kill-one\n        at: 1s\n        every: 2s\n        process_kill: { service: web }\n");
     let out = dir.path().join("reports");
-    let mut child = Command::new(bin())
+    let mut child = crate::support::cmd()
         .args([
             "run",
             s.to_str().unwrap(),

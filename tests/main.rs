@@ -8,3 +8,10 @@ mod k8s_cli;
 mod k8s_e2e;
 mod k8s_mock;
 mod load;
+mod metrics;
+mod sandbox_demo;
+mod sandbox_dns;
+mod sandbox_proxy;
+mod sandbox_spot;
+mod sandbox_support;
+

@@ -22,10 +22,23 @@ pub async fn run(args: &RunArgs) -> i32 {
     };
     let abort = Abort::new();
     let active: runner::ActiveSet = Arc::default();
+    let metrics_addr = match args.metrics_addr.as_str() {
+        "none" | "off" | "" => None,
+        a => match a.parse() {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                eprintln!(
+                    "gameday: --metrics-addr `{a}` is not an address like 127.0.0.1:8067 ({e})"
+                );
+                return EXIT_INVALID;
+            }
+        },
+    };
     let opts = RunOptions {
         out_dir: args.out.clone(),
         yes: args.yes,
         progress: !args.no_progress,
+        metrics_addr,
     };
     if let Err(e) = signals::install(abort.clone(), active.clone(), args.out.clone()) {
         eprintln!("gameday: cannot install signal handlers: {e}");

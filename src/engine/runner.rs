@@ -21,6 +21,7 @@ use super::hypothesis::{self, PhaseMeasure, StopWatch};
 use super::ledger::{self, now_rfc3339, Ledger, Record};
 use super::plan::{Plan, PlannedFault};
 use crate::load::{self, LoadSummary, Window};
+use crate::observe::metrics::{self, Metrics};
 use crate::scenario::Loaded;
 use crate::targets::registry::Targets;
 use crate::targets::{Fault, Prepared, Severity};
@@ -63,6 +64,8 @@ pub struct RunOptions {
     pub yes: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Where to serve Prometheus metrics (`None`: not at all).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Why the run is being cut short; the first reason wins.
@@ -268,6 +271,7 @@ pub fn create_run_dir(
 }
 
 struct Ctx {
+    metrics: Metrics,
     status: crate::observe::progress::SharedStatus,
     t0: Instant,
     ledger: Arc<Ledger>,
@@ -336,6 +340,23 @@ pub async fn run(
         recovery: vec![],
         pending: 0,
     };
+
+    // Metrics first: a taken port is an error before anything is touched.
+    let metrics = Metrics::new();
+    if let Some(addr) = opts.metrics_addr {
+        match metrics::serve(addr, metrics.clone(), root.child_token()).await {
+            Ok(bound) => tracing::info!(%bound, "metrics on http://{bound}/metrics"),
+            Err(e) => {
+                return finish_early(
+                    result,
+                    &ledger,
+                    &events,
+                    Outcome::Unreachable,
+                    e.to_string(),
+                )
+            }
+        }
+    }
 
     // Before anything is injected: reachability, preflight, start.
     let mut fault_objs: Vec<(PlannedFault, Arc<dyn Fault>)> = Vec::new();
@@ -441,8 +462,23 @@ pub async fn run(
                 let events = events.clone();
                 let mut watch = StopWatch::new(&s.stop_conditions);
                 let status = status.clone();
+                let metrics = metrics.clone();
+                let slo_objectives: Vec<(String, hypothesis::Objective)> = s
+                    .hypothesis
+                    .slos
+                    .iter()
+                    .filter_map(|x| {
+                        hypothesis::Objective::of(&x.latency, &x.error_rate, &x.availability)
+                            .map(|o| (x.name.clone(), o))
+                    })
+                    .collect();
                 monitor = Some(tokio::spawn(async move {
                     while let Some(w) = rx.recv().await {
+                        let slo_now: Vec<(String, bool)> = slo_objectives
+                            .iter()
+                            .map(|(n, o)| (n.clone(), o.window_met(&w)))
+                            .collect();
+                        metrics.window(&w, &slo_now);
                         status.lock().unwrap_or_else(|p| p.into_inner()).last_window =
                             Some((w.rate_achieved, w.latency.p99, w.errors.total() + w.dropped));
                         if let Some(reason) = watch.feed(&w) {
@@ -455,6 +491,7 @@ pub async fn run(
                                     false,
                                     reason.clone(),
                                 );
+                                metrics.stopped();
                                 abort.trigger(EventKind::StopCondition, reason);
                             }
                         }
@@ -478,6 +515,7 @@ pub async fn run(
     }
 
     let ctx = Arc::new(Ctx {
+        metrics: metrics.clone(),
         status: status.clone(),
         t0,
         ledger: ledger.clone(),
@@ -672,6 +710,7 @@ async fn timeline(
             break;
         }
         ctx.status.lock().unwrap_or_else(|p| p.into_inner()).phase = ph.name.clone();
+        ctx.metrics.set_phase(&ph.name);
         ctx.events.push(
             EventKind::PhaseStart,
             Some(&ph.name),
@@ -851,6 +890,8 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
     });
     match fault.inject(&prepared, deadline).await {
         Ok(()) => {
+            ctx.metrics
+                .injected(&pf.kind, &pf.target, !prepared.irreversible);
             ctx.events.push(
                 EventKind::Inject,
                 Some(&pf.phase),
@@ -922,6 +963,7 @@ async fn revert_one(ctx: &Ctx, id: u64) {
         None => Err(format!("target `{}` is not configured", a.target)),
     };
     let _ = ctx.ledger.record_revert(id, result.clone());
+    ctx.metrics.reverted(&a.kind, &a.target, result.is_ok());
     let now_s = ctx.events.now_s();
     match result {
         Ok(()) => {

@@ -16,6 +16,7 @@ use crate::targets::kubernetes::spec::{
 };
 use crate::targets::local::config::LocalTarget;
 use crate::targets::local::process_kill::ProcessKillSpec;
+use crate::targets::local::spec::{DnsSpec, NetworkSpec, SpotSpec};
 
 /// The only `apiVersion` this gameday reads.
 pub const API_VERSION: &str = "gameday/v1";
@@ -271,6 +272,17 @@ pub struct FaultEntry {
     /// Kill processes of a local service.
     #[serde(default)]
     pub process_kill: Option<ProcessKillSpec>,
+    /// Toxics (latency, loss, reset, blackhole, bandwidth, slow close) on the link into a
+    /// local service, through gameday's proxy.
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+    /// Wrong answers (NXDOMAIN, SERVFAIL, REFUSED, timeout, wrong address) from the local
+    /// sandbox's DNS server for name patterns.
+    #[serde(default)]
+    pub dns: Option<DnsSpec>,
+    /// A spot interruption notice on local instances, then their termination. Irreversible.
+    #[serde(default)]
+    pub spot_interruption: Option<SpotSpec>,
     /// Delete Kubernetes pods (their controllers replace them).
     #[serde(default)]
     pub pod_kill: Option<PodKillSpec>,
@@ -334,6 +346,9 @@ impl FaultEntry {
     /// Every fault kind, by its scenario key.
     pub const ALL_KINDS: &'static [&'static str] = &[
         "process_kill",
+        "network",
+        "dns",
+        "spot_interruption",
         "pod_kill",
         "container_kill",
         "node_drain",
@@ -347,13 +362,27 @@ impl FaultEntry {
         !self
             .kinds()
             .iter()
-            .all(|k| matches!(*k, "process_kill" | "pod_kill" | "container_kill"))
+            .all(|k| {
+                matches!(
+                    *k,
+                    "process_kill" | "spot_interruption" | "pod_kill" | "container_kill"
+                )
+            })
     }
 
     /// What the fault acts on, for overlap checks (`local:backend`).
     pub fn scope(&self) -> Option<String> {
         if let Some(pk) = &self.process_kill {
             return Some(format!("local service {}", pk.service));
+        }
+        if let Some(n) = &self.network {
+            return Some(format!("local link into {}", n.service));
+        }
+        if let Some(d) = &self.dns {
+            return Some(format!("local dns {}", d.names.join(",")));
+        }
+        if self.spot_interruption.is_some() {
+            return Some("local spot instances".into());
         }
         None
     }
@@ -363,6 +392,15 @@ impl FaultEntry {
         let mut v = Vec::new();
         if self.process_kill.is_some() {
             v.push("process_kill");
+        }
+        if self.network.is_some() {
+            v.push("network");
+        }
+        if self.dns.is_some() {
+            v.push("dns");
+        }
+        if self.spot_interruption.is_some() {
+            v.push("spot_interruption");
         }
         if self.pod_kill.is_some() {
             v.push("pod_kill");

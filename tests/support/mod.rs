@@ -21,12 +21,17 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A `gameday` command whose metrics endpoint takes a free port, so tests can run in
+/// parallel without fighting over 8067.
+pub fn cmd() -> Command {
+    let mut c = Command::new(bin());
+    c.env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0");
+    c
+}
+
 /// Runs `gameday ARGS` to completion.
 pub fn gameday(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run gameday")
+    cmd().args(args).output().expect("run gameday")
 }
 
 /// Stdout and stderr as one string, for assertions with context.
