@@ -6,14 +6,14 @@
 //! 127.0.0.1: the cluster's pod and Service addresses are not reachable from here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::k8s_e2e::{free_node, unschedulable};
 use crate::support::k8s_local::{setup, wait_until, E2e};
-use crate::support::{bin, status_server, text};
+use crate::support::{cmd, status_server, text};
 
 fn write_scenario(dir: &Path, context: &str, faults: &str, chaos: &str) -> PathBuf {
     let (port, _) = status_server(200);
@@ -67,7 +67,7 @@ fn k8s_scenarios_validate_without_a_cluster() {
             continue;
         }
         seen += 1;
-        let o = Command::new(bin())
+        let o = cmd()
             .args(["validate", entry.path().to_str().unwrap()])
             .env("KUBECONFIG", "/nonexistent/kubeconfig")
             .output()
@@ -89,7 +89,7 @@ fn k8s_plan_lists_exact_pods_and_nodes_with_preflight_and_touches_nothing() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "20s");
     let before: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
-    let o = Command::new(bin())
+    let o = cmd()
         .args(["plan", "--json", s.to_str().unwrap()])
         .env("KUBECONFIG", &e.kubeconfig)
         .output()
@@ -138,7 +138,7 @@ fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
         "5s",
     );
     let out = dir.path().join("reports");
-    let o = Command::new(bin())
+    let o = cmd()
         .args([
             "run",
             "--no-progress",
@@ -171,7 +171,7 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "120s");
     let out = dir.path().join("reports");
-    let mut child = Command::new(bin())
+    let mut child = cmd()
         .args([
             "run",
             "--no-progress",
@@ -204,7 +204,7 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
         "the killed runner left the cordon"
     );
 
-    let o = Command::new(bin())
+    let o = cmd()
         .args(["recover", "--out", out.to_str().unwrap()])
         .env("KUBECONFIG", &e.kubeconfig)
         .output()
@@ -216,7 +216,7 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
         "byte-exact restore"
     );
     assert!(!unschedulable(&e, &node));
-    let o = Command::new(bin())
+    let o = cmd()
         .args(["recover", "--out", out.to_str().unwrap()])
         .env("KUBECONFIG", &e.kubeconfig)
         .output()
@@ -237,7 +237,7 @@ fn k8s_run_kills_pods_every_interval_and_the_deployment_recovers() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "10s");
     let out = dir.path().join("reports");
-    let o = Command::new(bin())
+    let o = cmd()
         .args([
             "run",
             "--no-progress",

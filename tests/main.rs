@@ -14,4 +14,3 @@ mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;
 mod sandbox_support;
-

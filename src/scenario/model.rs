@@ -359,15 +359,12 @@ impl FaultEntry {
     /// Whether the fault lasts until reverted (latency, a drain) rather than being an
     /// instant action (a kill).
     pub fn is_durable(&self) -> bool {
-        !self
-            .kinds()
-            .iter()
-            .all(|k| {
-                matches!(
-                    *k,
-                    "process_kill" | "spot_interruption" | "pod_kill" | "container_kill"
-                )
-            })
+        !self.kinds().iter().all(|k| {
+            matches!(
+                *k,
+                "process_kill" | "spot_interruption" | "pod_kill" | "container_kill"
+            )
+        })
     }
 
     /// What the fault acts on, for overlap checks (`local:backend`).
