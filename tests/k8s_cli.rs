@@ -156,6 +156,39 @@ fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
         original,
         "nothing may happen on a context mismatch"
     );
+    // With --yes the operator takes the current context: the run goes ahead there, and
+    // reverts at its end.
+    let o = cmd()
+        .args([
+            "run",
+            "--yes",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ledgers: String = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|r| std::fs::read_to_string(r.path().join("ledger.jsonl")).unwrap_or_default())
+        .collect();
+    assert!(
+        ledgers.contains("x.example.com"),
+        "the --yes run patched CoreDNS: {ledgers}"
+    );
+    assert!(
+        ledgers.contains(&format!("\"context\":\"{}\"", e.context)),
+        "{ledgers}"
+    );
+    assert_eq!(
+        corefile(&e).as_bytes(),
+        original.as_bytes(),
+        "and restored it"
+    );
 }
 
 #[test]
