@@ -10,6 +10,7 @@ mod k8s_mock;
 mod load;
 mod metrics;
 mod sandbox_demo;
+mod report;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod k8s_local;
 pub mod k8s_mock;
+pub mod journal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
