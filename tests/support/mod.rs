@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod journal;
 pub mod k8s_local;
 pub mod k8s_mock;
-pub mod journal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
