@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::k8s_e2e::{free_node, unschedulable};
 use crate::support::k8s_local::{setup, wait_until, E2e};
-use crate::support::{status_server, text};
+use crate::support::{cmd, status_server, text};
 
 fn write_scenario(dir: &Path, context: &str, faults: &str, chaos: &str) -> PathBuf {
     let (port, _) = status_server(200);
@@ -67,7 +67,7 @@ fn k8s_scenarios_validate_without_a_cluster() {
             continue;
         }
         seen += 1;
-        let o = crate::support::cmd()
+        let o = cmd()
             .args(["validate", entry.path().to_str().unwrap()])
             .env("KUBECONFIG", "/nonexistent/kubeconfig")
             .output()
@@ -89,7 +89,7 @@ fn k8s_plan_lists_exact_pods_and_nodes_with_preflight_and_touches_nothing() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "20s");
     let before: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
-    let o = crate::support::cmd()
+    let o = cmd()
         .args(["plan", "--json", s.to_str().unwrap()])
         .env("KUBECONFIG", &e.kubeconfig)
         .output()
@@ -138,7 +138,7 @@ fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
         "5s",
     );
     let out = dir.path().join("reports");
-    let o = crate::support::cmd()
+    let o = cmd()
         .args([
             "run",
             "--no-progress",
@@ -156,6 +156,39 @@ fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
         original,
         "nothing may happen on a context mismatch"
     );
+    // With --yes the operator takes the current context: the run goes ahead there, and
+    // reverts at its end.
+    let o = cmd()
+        .args([
+            "run",
+            "--yes",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ledgers: String = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|r| std::fs::read_to_string(r.path().join("ledger.jsonl")).unwrap_or_default())
+        .collect();
+    assert!(
+        ledgers.contains("x.example.com"),
+        "the --yes run patched CoreDNS: {ledgers}"
+    );
+    assert!(
+        ledgers.contains(&format!("\"context\":\"{}\"", e.context)),
+        "{ledgers}"
+    );
+    assert_eq!(
+        corefile(&e).as_bytes(),
+        original.as_bytes(),
+        "and restored it"
+    );
 }
 
 #[test]
@@ -171,7 +204,7 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "120s");
     let out = dir.path().join("reports");
-    let mut child = crate::support::cmd()
+    let mut child = cmd()
         .args([
             "run",
             "--no-progress",
@@ -204,7 +237,7 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
         "the killed runner left the cordon"
     );
 
-    let o = crate::support::cmd()
+    let o = cmd()
         .args(["recover", "--out", out.to_str().unwrap()])
         .env("KUBECONFIG", &e.kubeconfig)
         .output()
@@ -216,11 +249,53 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
         "byte-exact restore"
     );
     assert!(!unschedulable(&e, &node));
-    let o = crate::support::cmd()
+    let o = cmd()
         .args(["recover", "--out", out.to_str().unwrap()])
         .env("KUBECONFIG", &e.kubeconfig)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
+}
+
+#[test]
+fn k8s_run_kills_pods_every_interval_and_the_deployment_recovers() {
+    let Some(e) = setup("cli_run") else { return };
+    e.deploy("web", 3, None);
+    let before: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = format!(
+        "      - name: kill-web\n        at: 1s\n        duration: 6s\n        every: 2s\n        pod_kill:\n          selector: {{ namespaces: [{ns}], label_selectors: {{ app: web }} }}\n          grace_period: 0s\n          max_targets: 1\n",
+        ns = e.ns
+    );
+    let s = write_scenario(dir.path(), &e.context, &faults, "10s");
+    let out = dir.path().join("reports");
+    let o = cmd()
+        .args([
+            "run",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ledger = std::fs::read_to_string(run_dir(&out).unwrap().join("ledger.jsonl")).unwrap();
+    let kills = ledger
+        .lines()
+        .filter(|l| l.contains("\"pod_kill\"") && l.contains("\"irreversible\":true"))
+        .count();
+    assert!(
+        kills >= 2,
+        "every 2s for 6s kills more than once:\n{ledger}"
+    );
+    // Each kill hit a pod that existed, and the ReplicaSet replaced them all.
+    e.wait_ready("web", 3);
+    let after: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
+    assert!(
+        before.iter().filter(|u| after.contains(u)).count() <= 3 - 2.min(kills),
+        "{before:?} {after:?}"
+    );
 }

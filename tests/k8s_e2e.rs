@@ -157,6 +157,41 @@ async fn e2e_selection_by_annotation_name_field_and_protected_namespaces() {
         r.targets
     );
     assert!(!r.targets.is_empty());
+    // A drain of a node that runs CoreDNS would evict kube-system pods: such nodes are
+    // left out unless protected namespaces are allowed.
+    let dns_nodes: BTreeSet<String> =
+        e.get_json(&["pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+            .collect();
+    assert!(!dns_nodes.is_empty());
+    let r = fault(&t, "node_drain", json!({"selector": {}, "mode": "all"}))
+        .resolve()
+        .await
+        .unwrap();
+    for n in &dns_nodes {
+        assert!(!r.targets.contains(&format!("node {n}")), "{:?}", r.targets);
+        assert!(
+            r.notes
+                .iter()
+                .any(|x| x.contains(&format!("node {n} left out"))),
+            "{:?}",
+            r.notes
+        );
+    }
+    let r = fault(
+        &allowed,
+        "node_drain",
+        json!({"selector": {}, "mode": "all"}),
+    )
+    .resolve()
+    .await
+    .unwrap();
+    for n in &dns_nodes {
+        assert!(r.targets.contains(&format!("node {n}")), "{:?}", r.targets);
+    }
     // Extra protected namespaces from the scenario.
     let extra = e.target(json!({"protected_namespaces": [e.ns]})).await;
     let err = fault(&extra, "pod_kill", json!({"selector": web_selector(&e)}))

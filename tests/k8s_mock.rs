@@ -199,7 +199,8 @@ async fn node_drain_cordons_evicts_through_v1beta1_retrying_a_pdb_refusal_then_u
     let f = fault(&t, "node_drain", drain_spec());
     let p = f.prepare().await.unwrap();
     assert!(!p.irreversible);
-    assert_eq!(p.targets, ["node node-1", "pod shop/web-0"]);
+    assert_eq!(p.targets, ["node node-1"]);
+    assert_eq!(p.undo["pods"][0]["name"], "web-0");
     f.inject(&p, deadline()).await.unwrap();
     t.revert("node_drain", &p.undo).await.unwrap();
     t.revert("node_drain", &p.undo).await.unwrap();
@@ -708,4 +709,186 @@ async fn preflight_reports_denied_permissions_and_budgets_a_kill_would_break() {
             .any(|w| w.contains("all 2 ready pod(s) of ReplicaSet shop/web-rs")),
         "{warnings:?}"
     );
+}
+
+#[tokio::test]
+async fn eviction_in_a_terminating_namespace_is_retried_until_the_pod_is_gone() {
+    let mut steps = drain_steps_prepare();
+    steps.extend([
+        step("PATCH", "/api/v1/nodes/node-1", node("node-1", true)),
+        step("GET", "/api/v1/pods", list("PodList", web_pods(1), None)),
+        step("GET", "/apis/policy", json!({"kind": "APIGroup", "versions": [{"version": "v1"}]})),
+        step("POST", "/api/v1/namespaces/shop/pods/web-0/eviction", json!({}))
+            .fail(403, "Forbidden")
+            .message("pods \"web-0\" is forbidden: unable to create new content in namespace shop because it is being terminated"),
+        // The namespace controller has deleted it meanwhile: 404 is success.
+        step("POST", "/api/v1/namespaces/shop/pods/web-0/eviction", json!({})).fail(404, "NotFound"),
+    ]);
+    let mock = serve(steps);
+    let t = target(mock.client.clone());
+    let f = fault(&t, "node_drain", drain_spec());
+    let p = f.prepare().await.unwrap();
+    f.inject(&p, deadline()).await.unwrap();
+    drop((f, t));
+    mock.done().await;
+}
+
+#[tokio::test]
+async fn a_plain_forbidden_eviction_fails_the_drain_and_uncordons() {
+    let mut steps = drain_steps_prepare();
+    steps.extend([
+        step("PATCH", "/api/v1/nodes/node-1", node("node-1", true)),
+        step("GET", "/api/v1/pods", list("PodList", web_pods(1), None)),
+        step(
+            "GET",
+            "/apis/policy",
+            json!({"kind": "APIGroup", "versions": [{"version": "v1"}]}),
+        ),
+        step(
+            "POST",
+            "/api/v1/namespaces/shop/pods/web-0/eviction",
+            json!({}),
+        )
+        .fail(403, "Forbidden"),
+        step("PATCH", "/api/v1/nodes/node-1", node("node-1", false)),
+    ]);
+    let mock = serve(steps);
+    let t = target(mock.client.clone());
+    let f = fault(&t, "node_drain", drain_spec());
+    let p = f.prepare().await.unwrap();
+    let e = f.inject(&p, deadline()).await.unwrap_err();
+    assert!(e.to_string().contains("evict pod shop/web-0"), "{e}");
+    drop((f, t));
+    mock.done().await;
+}
+
+#[tokio::test]
+async fn drain_selection_lists_all_pods_once_for_several_nodes_and_skips_daemonsets() {
+    let mut ds_pod = pod("shop", "agent-1", json!({}));
+    ds_pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "ds", "controller": true}]);
+    let mut on_2 = pod("shop", "web-2", json!({}));
+    on_2["spec"]["nodeName"] = json!("node-2");
+    let mut sys = pod("kube-system", "coredns-1", json!({}));
+    sys["spec"]["nodeName"] = json!("node-3");
+    let mock = serve(vec![
+        step(
+            "GET",
+            "/api/v1/nodes",
+            list(
+                "NodeList",
+                vec![
+                    node("node-1", false),
+                    node("node-2", false),
+                    node("node-3", false),
+                ],
+                None,
+            ),
+        ),
+        step(
+            "GET",
+            "/api/v1/pods",
+            list(
+                "PodList",
+                vec![web_pods(1)[0].clone(), ds_pod, on_2, sys],
+                None,
+            ),
+        )
+        .q("limit", "500"),
+    ]);
+    let t = target(mock.client.clone());
+    let f = fault(&t, "node_drain", json!({"selector": {}, "mode": "all"}));
+    let r = f.resolve().await.unwrap();
+    drop((f, t));
+    let seen = mock.done().await;
+    assert!(!seen[1].query.contains_key("fieldSelector"));
+    assert_eq!(r.targets, ["node node-1", "node node-2"]);
+    assert_eq!(r.eligible, 2);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("node node-3 left out") || n.contains("node-3 left out")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n == "node node-1: 1 pod(s) to evict: shop/web-0"),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[tokio::test]
+async fn pod_kill_spares_a_pod_replaced_under_the_same_name() {
+    let mock = serve(vec![
+        list_pods_shop(web_pods(1)),
+        // The UID precondition fails: a new pod of the same name (a StatefulSet's) is left alone.
+        step("DELETE", "/api/v1/namespaces/shop/pods/web-0", json!({})).fail(409, "Conflict"),
+    ]);
+    let t = target(mock.client.clone());
+    let f = fault(
+        &t,
+        "pod_kill",
+        json!({"selector": {"namespaces": ["shop"], "label_selectors": {"app": "web"}}}),
+    );
+    let p = f.prepare().await.unwrap();
+    f.inject(&p, deadline()).await.unwrap();
+    drop((f, t));
+    let seen = mock.done().await;
+    assert_eq!(seen[1].body["preconditions"]["uid"], "uid-web-0");
+}
+
+#[tokio::test]
+async fn probes_read_ready_replicas_and_restarts_since_a_baseline() {
+    use gameday::targets::kubernetes::probe::{workload_ready, RestartBaseline};
+    let deploy = |ready: i32| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 3, "selector": {}, "template": {}}, "status": {"readyReplicas": ready}})
+    };
+    let with_restarts = |n: i32| {
+        let mut p = pod("shop", "web-0", json!({"app": "web"}));
+        p["status"]["containerStatuses"] = json!([{"name": "app", "restartCount": n, "ready": true, "image": "x", "imageID": "", "started": true}]);
+        p
+    };
+    let mock = serve(vec![
+        step(
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments/web",
+            deploy(2),
+        ),
+        step(
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments/web",
+            deploy(2),
+        ),
+        list_pods_shop(vec![with_restarts(1)]),
+        list_pods_shop(vec![with_restarts(3)]),
+    ]);
+    let t = target(mock.client.clone());
+    let all: gameday::targets::kubernetes::spec::WorkloadReadyProbe =
+        serde_json::from_value(json!({"kind": "deployment", "namespace": "shop", "name": "web"}))
+            .unwrap();
+    let r = workload_ready(t.shared(), &all).await.unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.detail, "deployment shop/web: 2/3 ready, need 3");
+    let two = gameday::targets::kubernetes::spec::WorkloadReadyProbe {
+        min_ready: Some(2),
+        ..all
+    };
+    assert!(workload_ready(t.shared(), &two).await.unwrap().ok);
+    let rp: gameday::targets::kubernetes::spec::PodRestartsProbe = serde_json::from_value(
+        json!({"selector": {"namespaces": ["shop"], "label_selectors": {"app": "web"}}, "max_restarts": 1}),
+    )
+    .unwrap();
+    let base = RestartBaseline::take(t.shared(), &rp).await.unwrap();
+    let r = base.read(t.shared(), &rp).await.unwrap();
+    assert!(!r.ok, "{}", r.detail);
+    assert!(
+        r.detail.starts_with("2 container restart(s)"),
+        "{}",
+        r.detail
+    );
+    drop(t);
+    mock.done().await;
 }

@@ -53,6 +53,11 @@ impl Step {
         });
         self
     }
+    /// Replace the error message (after [`Step::fail`]).
+    pub fn message(mut self, m: &str) -> Self {
+        self.body["message"] = serde_json::Value::String(m.to_string());
+        self
+    }
     /// Answer with this status code.
     pub fn status(mut self, code: u16) -> Self {
         self.status = code;

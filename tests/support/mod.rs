@@ -5,6 +5,7 @@
 pub mod ec2_fault_proxy;
 pub mod harden;
 pub mod http;
+pub mod journal;
 pub mod k8s_local;
 pub mod k8s_mock;
 pub mod moto;

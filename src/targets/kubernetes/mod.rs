@@ -212,10 +212,13 @@ impl KubernetesTarget {
                 Ok(()) => (Ok(Some(kc)), current),
                 Err(e) => (Err(SetupError::Context(e.to_string())), current),
             },
-            Err(e) => (
-                Err(SetupError::Unreachable(e.to_string())),
-                config.context.clone(),
-            ),
+            Err(e) => {
+                let reason = match e {
+                    TargetError::Unreachable { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                (Err(SetupError::Unreachable(reason)), config.context.clone())
+            }
         };
         Self::build(config, context, setup, None)
     }

@@ -8,7 +8,7 @@
 //! otherwise (Kubernetes 1.20 and older), found through discovery; the request is written
 //! by hand because `kube`'s `Api::evict` always speaks `policy/v1`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -226,11 +226,44 @@ impl NodeDrain {
         let nodes = list_all(&api, &lp)
             .await
             .map_err(|e| op_err("list nodes", "cluster", e))?;
-        let eligible = filter_nodes(nodes, sel);
-        if eligible.is_empty() {
+        let matching = filter_nodes(nodes, sel);
+        if matching.is_empty() {
             return Err(TargetError::Selection {
                 fault: self.name.clone(),
                 reason: "no node matches the selector".into(),
+            });
+        }
+        // What a drain of each matching node would evict. A node whose drain would evict
+        // pods of a protected namespace is not eligible (unless the scenario allows it),
+        // just as those pods are not eligible for pod faults.
+        let mut on_node = self.pods_by_node(&matching).await?;
+        let mut notes = Vec::new();
+        let allow = self.shared.config.allow_protected_namespaces;
+        let eligible: Vec<Node> = matching
+            .into_iter()
+            .filter(|n| {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let protected: BTreeSet<&str> = on_node
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| self.shared.protected.contains(&p.namespace))
+                    .map(|p| p.namespace.as_str())
+                    .collect();
+                if protected.is_empty() || allow {
+                    return true;
+                }
+                notes.push(format!(
+                    "node {name} left out: draining it would evict pods of protected namespace(s) {} (set allow_protected_namespaces to include it)",
+                    protected.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+                false
+            })
+            .collect();
+        if eligible.is_empty() {
+            return Err(TargetError::Selection {
+                fault: self.name.clone(),
+                reason: format!("no eligible node: {}", notes.join("; ")),
             });
         }
         let n = eligible.len();
@@ -254,10 +287,18 @@ impl NodeDrain {
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let mut pods = Vec::new();
-        let mut notes = Vec::new();
         for node in &nodes {
-            let on = pods_to_evict(&self.shared, &node.name).await?;
-            notes.push(format!("node {}: {} pod(s) to evict", node.name, on.len()));
+            let on = on_node.remove(&node.name).unwrap_or_default();
+            notes.push(format!(
+                "node {}: {} pod(s) to evict{}{}",
+                node.name,
+                on.len(),
+                if on.is_empty() { "" } else { ": " },
+                on.iter()
+                    .map(|p| format!("{}/{}", p.namespace, p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             if node.was_unschedulable {
                 notes.push(format!(
                     "node {} is already cordoned; revert will leave it cordoned",
@@ -266,28 +307,9 @@ impl NodeDrain {
             }
             pods.extend(on);
         }
-        let protected: Vec<&PodRef> = pods
-            .iter()
-            .filter(|p| self.shared.protected.contains(&p.namespace))
-            .collect();
-        if !protected.is_empty() && !self.shared.config.allow_protected_namespaces {
-            return Err(TargetError::Selection {
-                fault: self.name.clone(),
-                reason: format!(
-                    "draining would evict {} pod(s) in protected namespaces ({}); set allow_protected_namespaces: true to allow it",
-                    protected.len(),
-                    protected
-                        .iter()
-                        .map(|p| p.namespace.as_str())
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        }
-        let mut targets: Vec<String> = nodes.iter().map(|n| format!("node {}", n.name)).collect();
-        targets.extend(pods.iter().map(PodRef::target));
+        // The targets are the nodes; the pods a drain evicts are in the notes (and the
+        // preflight derives them from the nodes again).
+        let targets: Vec<String> = nodes.iter().map(|n| format!("node {}", n.name)).collect();
         let res = Resolution {
             targets,
             eligible: n,
@@ -295,6 +317,40 @@ impl NodeDrain {
             notes,
         };
         Ok((nodes, pods, res))
+    }
+
+    /// The pods a drain would evict, per node: one filtered list for a single node, one
+    /// cluster-wide list (paged) grouped by node for several.
+    async fn pods_by_node(
+        &self,
+        nodes: &[Node],
+    ) -> Result<BTreeMap<String, Vec<PodRef>>, TargetError> {
+        let names: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        let mut out: BTreeMap<String, Vec<PodRef>> = BTreeMap::new();
+        if let [only] = names.as_slice() {
+            out.insert(only.clone(), pods_to_evict(&self.shared, only).await?);
+            return Ok(out);
+        }
+        let api: Api<Pod> = Api::all(self.shared.client().await?);
+        let all = list_all(&api, &ListParams::default())
+            .await
+            .map_err(|e| op_err("list pods", "all namespaces", e))?;
+        for n in &names {
+            out.insert(n.clone(), Vec::new());
+        }
+        for p in all.iter().filter(|p| !skip_on_drain(p)) {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+            if let Some(v) = node.and_then(|n| out.get_mut(&n)) {
+                v.push(PodRef::of(p));
+            }
+        }
+        for v in out.values_mut() {
+            v.sort_by_key(|r| (r.namespace.clone(), r.name.clone()));
+        }
+        Ok(out)
     }
 
     async fn drain(&self, undo: &NodeDrainUndo) -> Result<(), TargetError> {

@@ -276,7 +276,24 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
     let mut resolved: Vec<(usize, &'static str, Hits)> = Vec::new();
     for (i, f) in faults.iter().enumerate() {
         match f.resolve().await {
-            Ok(r) => resolved.push((i, f.kind(), parse_targets(&r.targets))),
+            Ok(r) => {
+                let mut hits = parse_targets(&r.targets);
+                if f.kind() == node_drain::KIND {
+                    // A drain's targets are nodes; what it disrupts is their pods.
+                    for n in hits.nodes.clone() {
+                        match node_drain::pods_to_evict(shared, &n).await {
+                            Ok(pods) => hits
+                                .pods
+                                .extend(pods.into_iter().map(|p| (p.namespace, p.name))),
+                            Err(e) => findings.push(Finding {
+                                severity: Severity::Warning,
+                                message: format!("could not list the pods on node {n}: {e}"),
+                            }),
+                        }
+                    }
+                }
+                resolved.push((i, f.kind(), hits))
+            }
             Err(e) => findings.push(Finding {
                 severity: Severity::Error,
                 message: format!("fault #{} ({}): {e}", i + 1, f.kind()),
