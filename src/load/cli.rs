@@ -123,7 +123,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
             Some(w) = rx.recv() => {
                 bar.set_message(progress_line(&w));
                 bar.tick();
-                windows.push(w);
+                // Kept only for the log, so a long run without one stays flat in memory.
+                if args.hdr_log.is_some() {
+                    windows.push(w);
+                }
             }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = tokio::signal::ctrl_c() => { interrupted = true; break }
@@ -136,7 +139,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
     };
     let summary = handle.finish_at(end).await;
     while let Some(w) = rx.recv().await {
-        windows.push(w);
+        if args.hdr_log.is_some() {
+            windows.push(w);
+        }
     }
     bar.finish_and_clear();
     if let Some(path) = &args.hdr_log {
