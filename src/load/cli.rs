@@ -60,6 +60,10 @@ pub struct LoadArgs {
     /// PEM file of CA certificates to trust for https://.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Threads the generator runs on (each its own runtime and share of the connections);
+    /// default one per CPU.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Print exactly one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +100,7 @@ impl LoadArgs {
             max_lag: Some(fmt(self.max_lag)),
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
+            threads: self.threads,
         })
     }
 }

@@ -26,14 +26,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Version};
-use http_body_util::Full;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{classify_status, connect, Sender};
+use super::client::{classify_status, connect, SendError, Sender};
 use super::error::ErrorClass;
 use super::schedule::Schedule;
 use super::spec::Plan;
@@ -154,53 +151,47 @@ impl Conns {
         plan.cumulative_weights.partition_point(|c| *c <= x)
     }
 
-    /// One request: connect if needed, send, read the body, all under the timeouts.
+    /// One request: connect if needed, send, read the body, all under the timeouts. A reused
+    /// connection that the peer closed while idle is reopened and the request sent again,
+    /// once, uncounted (as browsers do): that race is not the target failing.
     async fn request(&mut self, shared: &Shared, send_ns: u64) -> Outcome {
         let plan = &shared.plan;
         let ep = &plan.endpoints[self.pick(plan)];
         let slot = &mut self.senders[ep.origin];
-        if slot.as_ref().is_some_and(Sender::is_closed) {
-            *slot = None;
-        }
-        if let Some(s) = slot.as_mut() {
-            // An idle keep-alive connection the peer closed is not a failed request: reconnect.
-            if !s.ready().await {
-                *slot = None;
-            }
-        }
-        if slot.is_none() {
-            match connect(plan, &plan.origins[ep.origin]).await {
-                Ok(s) => *slot = Some(s),
-                Err(ErrorClass::ConnectTimeout) => {
-                    return Outcome::WaitedFailure(ErrorClass::ConnectTimeout)
-                }
-                Err(c) => return Outcome::FastFailure(c),
-            }
-        }
-        let sender = slot.as_mut().expect("connected above");
-        let mut req = Request::new(Full::new(Bytes::clone(&ep.body)));
-        *req.method_mut() = ep.method.clone();
-        *req.uri_mut() = ep.uri.clone();
-        *req.headers_mut() = ep.headers.clone();
-        if plan.http2 {
-            *req.version_mut() = Version::HTTP_2;
-        }
         let deadline = shared.at(send_ns) + plan.timeout;
-        match tokio::time::timeout_at(deadline, sender.send(req)).await {
-            Ok(Ok(status)) => Outcome::Response(classify_status(status)),
-            Ok(Err(class)) => {
+        for _attempt in 0..2 {
+            if slot.as_ref().is_some_and(Sender::is_closed) {
                 *slot = None;
-                match class {
-                    ErrorClass::RequestTimeout => Outcome::WaitedFailure(class),
-                    c => Outcome::FastFailure(c),
+            }
+            if slot.is_none() {
+                match connect(plan, &plan.origins[ep.origin]).await {
+                    Ok(s) => *slot = Some(s),
+                    Err(ErrorClass::ConnectTimeout) => {
+                        return Outcome::WaitedFailure(ErrorClass::ConnectTimeout)
+                    }
+                    Err(c) => return Outcome::FastFailure(c),
                 }
             }
-            Err(_) => {
-                // The connection may still deliver the late response: never reuse it.
-                *slot = None;
-                Outcome::WaitedFailure(ErrorClass::RequestTimeout)
+            let sender = slot.as_mut().expect("connected above");
+            match tokio::time::timeout_at(deadline, sender.send(ep)).await {
+                Ok(Ok(status)) => return Outcome::Response(classify_status(status)),
+                Ok(Err(SendError::Stale)) => *slot = None,
+                Ok(Err(SendError::Failed(class))) => {
+                    *slot = None;
+                    return match class {
+                        ErrorClass::RequestTimeout => Outcome::WaitedFailure(class),
+                        c => Outcome::FastFailure(c),
+                    };
+                }
+                Err(_) => {
+                    // The connection may still deliver the late response: never reuse it.
+                    *slot = None;
+                    return Outcome::WaitedFailure(ErrorClass::RequestTimeout);
+                }
             }
         }
+        // Stale twice in a row: the peer closes every connection before answering.
+        Outcome::FastFailure(ErrorClass::Reset)
     }
 }
 
