@@ -22,6 +22,7 @@
 //! up to one hour is ~180 KB, three per connection would cost ~35 MB at 64 connections for
 //! nothing; the collector records the samples into one set of histograms per window.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,6 +120,8 @@ fn us(ns: u64) -> u64 {
 struct Conns {
     senders: Vec<Option<Sender>>,
     rng: rand::rngs::StdRng,
+    /// The worker's one request-timeout timer, armed lazily (see [`Conns::send_before`]).
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 enum Outcome {
@@ -136,6 +139,36 @@ impl Conns {
         Conns {
             senders: plan.origins.iter().map(|_| None).collect(),
             rng: rand::rngs::StdRng::from_entropy(),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    /// Runs `fut` until `deadline`; `None` on timeout. Arming a timer per request (as
+    /// `tokio::time::timeout` does) inserts into and removes from the timer wheel every time;
+    /// instead the worker keeps one timer that only needs to fire no later than the deadline.
+    /// Deadlines only grow (they are send time + timeout), so a timer set for an earlier
+    /// request fires early at worst: then it is re-armed for the real deadline and the wait
+    /// goes on. It is re-armed about once per timeout period, not once per request.
+    async fn send_before<F: std::future::Future>(
+        timer: &mut Pin<Box<tokio::time::Sleep>>,
+        deadline: tokio::time::Instant,
+        fut: F,
+    ) -> Option<F::Output> {
+        if timer.deadline() > deadline || timer.is_elapsed() {
+            timer.as_mut().reset(deadline);
+        }
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut fut => return Some(r),
+                _ = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 
@@ -173,17 +206,17 @@ impl Conns {
                 }
             }
             let sender = slot.as_mut().expect("connected above");
-            match tokio::time::timeout_at(deadline, sender.send(ep)).await {
-                Ok(Ok(status)) => return Outcome::Response(classify_status(status)),
-                Ok(Err(SendError::Stale)) => *slot = None,
-                Ok(Err(SendError::Failed(class))) => {
+            match Self::send_before(&mut self.timer, deadline, sender.send(ep)).await {
+                Some(Ok(status)) => return Outcome::Response(classify_status(status)),
+                Some(Err(SendError::Stale)) => *slot = None,
+                Some(Err(SendError::Failed(class))) => {
                     *slot = None;
                     return match class {
                         ErrorClass::RequestTimeout => Outcome::WaitedFailure(class),
                         c => Outcome::FastFailure(c),
                     };
                 }
-                Err(_) => {
+                None => {
                     // The connection may still deliver the late response: never reuse it.
                     *slot = None;
                     return Outcome::WaitedFailure(ErrorClass::RequestTimeout);
