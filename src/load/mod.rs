@@ -154,22 +154,28 @@ pub fn start(
         }
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         threads_done.push(done_rx);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| LoadError::Thread {
-                reason: e.to_string(),
-            })?;
         let spawned = std::thread::Builder::new()
             .name(format!("gameday-load-{g}"))
             .spawn(move || {
-                rt.block_on(async move {
-                    let mut set = JoinSet::new();
-                    for f in futures {
-                        set.spawn(f);
-                    }
-                    while set.join_next().await.is_some() {}
-                });
+                // Built here, not on the caller's thread: a runtime must not be dropped inside
+                // another runtime, which a failed spawn would otherwise do.
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async move {
+                        let mut set = JoinSet::new();
+                        for f in futures {
+                            set.spawn(f);
+                        }
+                        while set.join_next().await.is_some() {}
+                    }),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        thread = g,
+                        "cannot build a load thread's runtime: its connections send nothing"
+                    ),
+                }
                 let _ = done_tx.send(());
             });
         if let Err(e) = spawned {
