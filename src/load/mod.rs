@@ -134,12 +134,19 @@ pub fn start(
     for g in 0..groups {
         let mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
             Vec::new();
+        // The group's one permit to sleep on a future request (see `worker::open_worker`).
+        let sleeper = Arc::new(tokio::sync::Semaphore::new(1));
         for _ in (g..connections).step_by(groups) {
             let slot = Arc::new(Slot::default());
             slots.push(slot.clone());
             let shared = shared.clone();
             futures.push(match &sched_tx {
-                Some(tx) => Box::pin(worker::open_worker(shared, slot, tx.subscribe())),
+                Some(tx) => Box::pin(worker::open_worker(
+                    shared,
+                    slot,
+                    tx.subscribe(),
+                    sleeper.clone(),
+                )),
                 None => Box::pin(worker::closed_worker(shared, slot)),
             });
         }

@@ -267,6 +267,7 @@ pub(crate) async fn open_worker(
     shared: Arc<Shared>,
     slot: Arc<Slot>,
     mut sched_rx: watch::Receiver<Arc<Schedule>>,
+    sleeper: Arc<tokio::sync::Semaphore>,
 ) {
     let mut conns = Conns::new(&shared.plan);
     let mut sched = sched_rx.borrow_and_update().clone();
@@ -278,6 +279,18 @@ pub(crate) async fn open_worker(
     let stopped = shared.stop.cancelled();
     tokio::pin!(cancelled, stopped);
     'run: loop {
+        // Only one idle worker per thread holds a future request and sleeps until it is due
+        // (the `sleeper` permit); the others wait for the permit. Were every idle worker to
+        // reserve its next request in advance, a thread the OS deschedules would hold up to
+        // its share of the connections' requests while the other threads idle; this way it
+        // holds one, and the other threads take the next ones in order.
+        let permit = tokio::select! {
+            p = sleeper.acquire() => match p {
+                Ok(p) => p,
+                Err(_) => break 'run,
+            },
+            _ = &mut cancelled => break 'run,
+        };
         let i = shared.ticket.fetch_add(1, Ordering::Relaxed);
         let ready = shared.now_ns();
         let intended = loop {
@@ -312,6 +325,7 @@ pub(crate) async fn open_worker(
                 _ = &mut cancelled => break 'run,
             }
         };
+        drop(permit);
         let send = shared.now_ns();
         if send.saturating_sub(intended) > timeout_ns && ready > intended {
             // No connection was free for it within the timeout: not sent (k6's dropped
