@@ -3,8 +3,60 @@
 //! The flow, and the folders that hold it: a [`scenario`] (YAML) is parsed and validated into
 //! a plan; the [`engine`] runs its timeline, injecting faults into [`targets`] through a
 //! write-ahead ledger and reverting them on every way out; the [`load`] generator drives the
-//! system all along and measures what users would feel; the [`report`] says what happened.
-//! [`observe`] holds the runner's own logs, progress and metrics.
+//! system all along and measures what users would feel; the report says what happened.
+//! [`observe`] holds the runner's own logs; [`cli`] and [`commands`] are the front door.
 
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod engine;
 pub mod load;
+pub mod observe;
+pub mod scenario;
 pub mod targets;
+
+use cli::{Cli, Command};
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    observe::logging::init(cli.log_format, &cli.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gameday: cannot start the async runtime: {e}");
+            return 4;
+        }
+    };
+    let span = observe::logging::service_span();
+    let _g = span.enter();
+    match cli.command {
+        Command::Validate { files } => commands::validate::run(&files),
+        Command::Plan(a) => rt.block_on(commands::plan::run(&a.file, a.json)),
+        Command::Run(a) => rt.block_on(commands::run::run(&a)),
+        Command::Recover(a) => rt.block_on(commands::recover::run(&a)),
+        Command::Load(a) => match rt.block_on(load::cli::run(a)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("gameday load: {e:#}");
+                commands::EXIT_INVALID
+            }
+        },
+        Command::DemoService(a) => match rt.block_on(demo::run(a)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("gameday demo-service: {e:#}");
+                commands::EXIT_INVALID
+            }
+        },
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default()
+            );
+            0
+        }
+    }
+}

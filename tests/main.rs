@@ -1,4 +1,16 @@
-//! The single integration-test binary: one module per area.
+//! The single integration-test binary: one module per area, sharing `support`.
 
-mod load;
 mod support;
+
+mod cli_validate;
+mod engine_run;
+mod k8s_cli;
+mod k8s_e2e;
+mod k8s_mock;
+mod load;
+mod metrics;
+mod sandbox_demo;
+mod sandbox_dns;
+mod sandbox_proxy;
+mod sandbox_spot;
+mod sandbox_support;

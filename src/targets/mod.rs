@@ -19,7 +19,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod kubernetes;
 pub mod local;
+pub mod registry;
 
 /// A fault ready to be injected: what it will hit and how to undo it, captured before the
 /// target is touched so that the ledger holds it first (write-ahead).

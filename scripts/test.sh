@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one command that runs every test of gameday on a fresh Debian machine (and in CI).
+# It installs what the tests need first, so a clean clone needs nothing else:
+#   - Debian packages: chromium (the HTML report checked in a real browser), prometheus (scrapes
+#     a real run), python3;
+#   - moto's EC2 server from PyPI (the AWS target's emulator);
+#   - a real Kubernetes API server on loopback (../shared/k8s-local, built once and cached in
+#     ~/.cache/k8s-local-1.20.2), for the Kubernetes end-to-end suite;
+# then runs `cargo test` on everything, and stops the cluster again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_need=()
+command -v chromium >/dev/null 2>&1 || apt_need+=(chromium)
+command -v prometheus >/dev/null 2>&1 || apt_need+=(prometheus)
+command -v python3 >/dev/null 2>&1 || apt_need+=(python3 python3-pip)
+if [ ${#apt_need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${apt_need[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${apt_need[@]}"
+fi
+
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  log "installing moto's EC2 server (PyPI)"
+  python3 -m pip install -q "moto[server]" || python3 -m pip install -q --break-system-packages "moto[server]"
+fi
+
+K8S_LOCAL=../shared/k8s-local/k8s-local
+if [ -z "${GAMEDAY_E2E_KUBECONFIG:-}" ] && [ -x "$K8S_LOCAL" ] && [ "${GAMEDAY_SKIP_K8S:-0}" != 1 ]; then
+  log "starting k8s-local (first time on a machine: builds for ~10 min, then cached)"
+  trap '"$K8S_LOCAL" down >/dev/null 2>&1 || true' EXIT
+  eval "$("$K8S_LOCAL" up | tail -n 1)"
+  export GAMEDAY_E2E_KUBECONFIG="$KUBECONFIG"
+fi
+
+log "cargo test"
+cargo test --all-targets --locked -- --test-threads="${GAMEDAY_TEST_THREADS:-2}"

@@ -1,0 +1,98 @@
+//! The command line, declared with clap's derive API. Parsing only: each subcommand's work
+//! lives in [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::observe::logging::LogFormat;
+
+/// gameday: run a chaos-engineering gameday from one scenario file: inject faults, drive
+/// load, judge the steady-state hypothesis, revert everything, write the report.
+#[derive(Debug, Parser)]
+#[command(name = "gameday", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per line) for machines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GAMEDAY_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log level or filter (`info`, `debug`, `gameday=debug`); RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = "info", env = "GAMEDAY_LOG_LEVEL")]
+    pub log_level: String,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario files and report every problem as FILE:LINE:COL. Never contacts a target.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show the resolved timeline and what each fault would hit now, with blast radius and
+    /// preflight checks. Read-only: nothing is injected, started or written.
+    Plan(PlanArgs),
+    /// Run a gameday: start targets and load, inject the timeline's faults, revert them all,
+    /// judge the hypothesis, write the report.
+    Run(RunArgs),
+    /// Revert what a killed run left behind, from its ledger. Idempotent.
+    Recover(RecoverArgs),
+    /// Print the scenario format's JSON Schema (for editors).
+    Schema,
+    /// Drive HTTP load at a URL and measure it, on its own: open model with --rate
+    /// (coordinated-omission corrected), closed model without.
+    Load(crate::load::cli::LoadArgs),
+    /// Run the built-in demo service (frontend or backend), as the demo scenario's fleet does.
+    DemoService(crate::demo::DemoArgs),
+}
+
+/// `gameday plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gameday run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Where runs are written; each run gets its own folder inside.
+    #[arg(long, default_value = "reports", env = "GAMEDAY_OUT")]
+    pub out: PathBuf,
+    /// Only show the plan (same as `gameday plan`); nothing is touched.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Proceed without confirmation where one would be asked (a kube context the scenario
+    /// does not name).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Serve Prometheus metrics under /metrics on this address while the run goes (`none` to
+    /// turn off). Loopback by default: expose it elsewhere only on purpose.
+    #[arg(long, default_value = crate::observe::metrics::DEFAULT_ADDR, env = "GAMEDAY_METRICS_ADDR")]
+    pub metrics_addr: String,
+}
+
+/// `gameday recover`.
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    /// The ledger to recover; without it, every ledger under `--out` with pending injections.
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// Where runs are written (searched when `--ledger` is not given).
+    #[arg(long, default_value = "reports", env = "GAMEDAY_OUT")]
+    pub out: PathBuf,
+    /// Recover even if the ledger's runner seems alive.
+    #[arg(long)]
+    pub force: bool,
+}

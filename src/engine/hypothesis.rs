@@ -1,0 +1,293 @@
+//! The steady-state hypothesis, judged: per phase for the verdict, per second for stop
+//! conditions and recovery times. Pure functions over load windows, so they test without IO.
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{merge, Percentiles, Window};
+use crate::scenario::model::{LatencyObjective, PercentMax, PercentMin, Slo, StopCondition};
+
+/// What one phase measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PhaseMeasure {
+    /// Requests completed.
+    pub requests: u64,
+    /// Successful requests.
+    pub ok: u64,
+    /// Requests the generator could not send in time (they count as failed for users).
+    pub dropped: u64,
+    /// Latency percentiles over the phase (merged histograms, not averaged percentiles).
+    pub latency: Percentiles,
+    /// Completed requests per second.
+    pub rate: f64,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Windows the generator could not be trusted for.
+    pub untrusted_windows: u64,
+}
+
+impl PhaseMeasure {
+    /// Failed share of attempted requests, percent.
+    pub fn error_pct(&self) -> f64 {
+        let attempted = self.requests + self.dropped;
+        if attempted == 0 {
+            return 0.0;
+        }
+        100.0 * (attempted - self.ok) as f64 / attempted as f64
+    }
+
+    /// Successful share of attempted requests, percent.
+    pub fn availability_pct(&self) -> f64 {
+        let attempted = self.requests + self.dropped;
+        if attempted == 0 {
+            return 0.0;
+        }
+        100.0 * self.ok as f64 / attempted as f64
+    }
+}
+
+/// The windows whose start falls in `[start_s, end_s)`.
+pub fn windows_in(windows: &[Window], start_s: f64, end_s: f64) -> impl Iterator<Item = &Window> {
+    windows
+        .iter()
+        .filter(move |w| w.start_s + 1e-6 >= start_s && w.start_s < end_s - 1e-6)
+}
+
+/// Measures a span of the run from its windows, merging their histograms.
+pub fn measure(windows: &[Window], start_s: f64, end_s: f64) -> PhaseMeasure {
+    let ws: Vec<&Window> = windows_in(windows, start_s, end_s).collect();
+    let mut m = PhaseMeasure::default();
+    for w in &ws {
+        m.requests += w.requests;
+        m.ok += w.ok;
+        m.dropped += w.dropped;
+        m.seconds += w.duration_s;
+        if !w.trusted {
+            m.untrusted_windows += 1;
+        }
+    }
+    if let Ok(h) = merge(ws.iter().map(|w| &w.histograms.latency)) {
+        m.latency = Percentiles::of(&h);
+    }
+    if m.seconds > 0.0 {
+        m.rate = m.requests as f64 / m.seconds;
+    }
+    m
+}
+
+/// The latency at `percentile` from a percentile summary, or from the merged histogram for
+/// percentiles that the summary does not carry.
+pub fn latency_at(p: &Percentiles, percentile: f64, hist: Option<&crate::load::HistBlob>) -> f64 {
+    match percentile {
+        x if (x - 50.0).abs() < 1e-9 => p.p50,
+        x if (x - 90.0).abs() < 1e-9 => p.p90,
+        x if (x - 99.0).abs() < 1e-9 => p.p99,
+        x if (x - 99.9).abs() < 1e-9 => p.p999,
+        x if x >= 100.0 => p.max,
+        x => hist
+            .and_then(|b| b.decode().ok())
+            .map(|h| h.value_at_quantile(x / 100.0) as f64 / 1000.0)
+            .unwrap_or(p.p99),
+    }
+}
+
+/// One objective with a bound, as the report words it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Objective {
+    /// Latency percentile at most `max_ms`.
+    Latency {
+        /// Which percentile.
+        percentile: f64,
+        /// The bound in ms.
+        max_ms: f64,
+    },
+    /// Error rate at most, percent.
+    ErrorRate(f64),
+    /// Availability at least, percent.
+    Availability(f64),
+}
+
+impl Objective {
+    /// The objective of an SLO or stop condition, if it has a per-measure one.
+    pub fn of(
+        latency: &Option<LatencyObjective>,
+        err: &Option<PercentMax>,
+        avail: &Option<PercentMin>,
+    ) -> Option<Objective> {
+        if let Some(l) = latency {
+            return Some(Objective::Latency {
+                percentile: l.percentile,
+                max_ms: l.max.secs_f64() * 1000.0,
+            });
+        }
+        if let Some(e) = err {
+            return Some(Objective::ErrorRate(e.max_percent));
+        }
+        avail
+            .as_ref()
+            .map(|a| Objective::Availability(a.min_percent))
+    }
+
+    /// A metric name for the journal (`latency_p99_ms`, `error_rate_pct`, `availability_pct`).
+    pub fn metric(&self) -> String {
+        match self {
+            Objective::Latency { percentile, .. } => {
+                format!("latency_p{}_ms", fmt_pct(*percentile))
+            }
+            Objective::ErrorRate(_) => "error_rate_pct".into(),
+            Objective::Availability(_) => "availability_pct".into(),
+        }
+    }
+
+    /// The bound, in the metric's unit.
+    pub fn threshold(&self) -> f64 {
+        match self {
+            Objective::Latency { max_ms, .. } => *max_ms,
+            Objective::ErrorRate(x) | Objective::Availability(x) => *x,
+        }
+    }
+
+    /// `< 250 ms`, `<= 1 %`, `>= 99.5 %`.
+    pub fn describe(&self) -> String {
+        match self {
+            Objective::Latency { percentile, max_ms } => {
+                format!("p{} <= {max_ms} ms", fmt_pct(*percentile))
+            }
+            Objective::ErrorRate(x) => format!("errors <= {x} %"),
+            Objective::Availability(x) => format!("availability >= {x} %"),
+        }
+    }
+
+    /// The observed value over a phase or window.
+    pub fn observe(&self, m: &PhaseMeasure, hist: Option<&crate::load::HistBlob>) -> f64 {
+        match self {
+            Objective::Latency { percentile, .. } => latency_at(&m.latency, *percentile, hist),
+            Objective::ErrorRate(_) => m.error_pct(),
+            Objective::Availability(_) => m.availability_pct(),
+        }
+    }
+
+    /// Whether `observed` meets the objective.
+    pub fn met(&self, observed: f64) -> bool {
+        match self {
+            Objective::Latency { max_ms, .. } => observed <= *max_ms,
+            Objective::ErrorRate(x) => observed <= *x,
+            Objective::Availability(x) => observed >= *x,
+        }
+    }
+
+    /// Whether one second of load meets the objective. A second with no attempted request
+    /// does not: silence is not health.
+    pub fn window_met(&self, w: &Window) -> bool {
+        let m = window_measure(w);
+        if m.requests + m.dropped == 0 {
+            return false;
+        }
+        self.met(self.observe(&m, Some(&w.histograms.latency)))
+    }
+}
+
+fn fmt_pct(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("{}", p as u64)
+    } else {
+        format!("{p}").replace('.', "")
+    }
+}
+
+/// A window as a one-second measure.
+pub fn window_measure(w: &Window) -> PhaseMeasure {
+    PhaseMeasure {
+        requests: w.requests,
+        ok: w.ok,
+        dropped: w.dropped,
+        latency: w.latency,
+        rate: w.rate_achieved,
+        seconds: w.duration_s,
+        untrusted_windows: u64::from(!w.trusted),
+    }
+}
+
+/// Watches stop conditions second by second.
+#[derive(Debug)]
+pub struct StopWatch {
+    conditions: Vec<(StopCondition, Objective)>,
+    streak: Vec<f64>,
+}
+
+impl StopWatch {
+    /// For the scenario's stop conditions.
+    pub fn new(conditions: &[StopCondition]) -> Self {
+        let conditions: Vec<_> = conditions
+            .iter()
+            .filter_map(|c| {
+                Objective::of(&c.latency, &c.error_rate, &c.availability).map(|o| (c.clone(), o))
+            })
+            .collect();
+        let streak = vec![0.0; conditions.len()];
+        StopWatch { conditions, streak }
+    }
+
+    /// Feeds one window; returns why the run must stop, once a condition has been broken for
+    /// its whole `for`.
+    pub fn feed(&mut self, w: &Window) -> Option<String> {
+        for (i, (c, o)) in self.conditions.iter().enumerate() {
+            let m = window_measure(w);
+            let observed = o.observe(&m, Some(&w.histograms.latency));
+            let broken = m.requests + m.dropped > 0 && !o.met(observed);
+            if broken {
+                self.streak[i] += w.duration_s;
+            } else {
+                self.streak[i] = 0.0;
+            }
+            if self.streak[i] + 1e-6 >= c.hold_for.secs_f64() {
+                return Some(format!(
+                    "stop condition `{}` fired: {} broken for {:.0}s (last second: {:.2} {})",
+                    c.name,
+                    o.describe(),
+                    self.streak[i],
+                    observed,
+                    if matches!(o, Objective::Latency { .. }) {
+                        "ms"
+                    } else {
+                        "%"
+                    }
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Seconds from `from_s` until `consecutive` windows in a row meet every objective, counted
+/// to the start of the first of them; `None` if the run ended first.
+pub fn recovery_after(
+    windows: &[Window],
+    from_s: f64,
+    objectives: &[Objective],
+    consecutive: u32,
+) -> Option<f64> {
+    let mut run = 0;
+    let mut first = None;
+    for w in windows.iter().filter(|w| w.start_s + 1e-6 >= from_s) {
+        if objectives.iter().all(|o| o.window_met(w)) {
+            if run == 0 {
+                first = Some(w.start_s);
+            }
+            run += 1;
+            if run >= consecutive {
+                return first.map(|f| (f - from_s).max(0.0));
+            }
+        } else {
+            run = 0;
+            first = None;
+        }
+    }
+    None
+}
+
+/// The objectives of the SLOs other than recovery time, which recovery is judged against.
+pub fn steady_objectives(slos: &[Slo]) -> Vec<Objective> {
+    slos.iter()
+        .filter_map(|s| Objective::of(&s.latency, &s.error_rate, &s.availability))
+        .collect()
+}

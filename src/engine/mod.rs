@@ -1,0 +1,14 @@
+//! The engine: runs a scenario's timeline against its targets, safely.
+//!
+//! [`plan`] lays the timeline out in absolute time (pure); [`runner`] executes it with the
+//! load and the stop conditions; [`ledger`] is the write-ahead record of every injection;
+//! [`recover`] undoes what a killed run left; [`hypothesis`] judges the SLOs; [`signals`]
+//! turns Ctrl-C into a clean abort; [`events`] is the run's own log.
+
+pub mod events;
+pub mod hypothesis;
+pub mod ledger;
+pub mod plan;
+pub mod recover;
+pub mod runner;
+pub mod signals;

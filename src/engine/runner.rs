@@ -1,0 +1,1097 @@
+//! The run: the timeline executed against the targets, with the load running throughout,
+//! stop conditions watched every second, and every injected fault reverted on the way out.
+//!
+//! The order of a run is fixed, and every way out goes through the same tail:
+//! ledger opened → targets reachable? → preflight → targets started → load started →
+//! phases (faults as tasks under one cancellation tree) → **revert everything still active,
+//! newest first** → load finished → targets shut down → ledger closed → hypothesis judged.
+//! The timeline runs in its own task, so that a panic in it still reaches the tail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{EventKind, EventLog};
+use super::hypothesis::{self, PhaseMeasure, StopWatch};
+use super::ledger::{self, now_rfc3339, Ledger, Record};
+use super::plan::{Plan, PlannedFault};
+use crate::load::{self, LoadSummary, Window};
+use crate::observe::metrics::{self, Metrics};
+use crate::scenario::Loaded;
+use crate::targets::registry::Targets;
+use crate::targets::{Fault, Prepared, Severity};
+
+/// How a run ended, and its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every SLO held in every phase it applies to. Exit 0.
+    Held,
+    /// At least one SLO was violated. Exit 1.
+    Violated,
+    /// A stop condition or a signal ended the run; everything was reverted. Exit 3.
+    Aborted,
+    /// Something could not be reverted: run `gameday recover`. Exit 4.
+    RevertIncomplete,
+    /// A target could not be reached before any injection. Exit 5.
+    Unreachable,
+}
+
+impl Outcome {
+    /// The process exit code (documented in the README).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Held => 0,
+            Outcome::Violated => 1,
+            Outcome::Aborted => 3,
+            Outcome::RevertIncomplete => 4,
+            Outcome::Unreachable => 5,
+        }
+    }
+}
+
+/// Options of `gameday run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The base directory: each run gets its own folder inside.
+    pub out_dir: PathBuf,
+    /// Proceed where a confirmation would otherwise be needed (an unnamed kube context).
+    pub yes: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Where to serve Prometheus metrics (`None`: not at all).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// Why the run is being cut short; the first reason wins.
+#[derive(Debug, Clone, Default)]
+pub struct Abort {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<(EventKind, String)>>>,
+}
+
+impl Abort {
+    /// A fresh abort switch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cuts the run short (first reason wins).
+    pub fn trigger(&self, kind: EventKind, reason: impl Into<String>) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some((kind, reason.into()));
+        }
+        self.token.cancel();
+    }
+
+    /// The reason, once triggered.
+    pub fn reason(&self) -> Option<(EventKind, String)> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Resolves when triggered.
+    pub async fn triggered(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Whether triggered.
+    pub fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// A fault that is injected and not yet reverted.
+#[derive(Debug, Clone)]
+pub struct ActiveFault {
+    /// Its ledger id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its target.
+    pub target: String,
+    /// The ledger record.
+    pub prepared: Prepared,
+}
+
+/// The faults currently injected, shared with the signal handler so that a forced exit can
+/// name what it leaves behind.
+pub type ActiveSet = Arc<Mutex<Vec<ActiveFault>>>;
+
+/// One fault's life, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRun {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its target.
+    pub target: String,
+    /// Its phase.
+    pub phase: String,
+    /// First injection, seconds since start.
+    pub start_s: Option<f64>,
+    /// Last revert (or injection, for instant faults), seconds since start.
+    pub end_s: Option<f64>,
+    /// Everything it hit, over all its injections.
+    pub targets: Vec<String>,
+    /// It cannot be undone.
+    pub irreversible: bool,
+    /// Every injection was reverted (or needed none).
+    pub reverted: bool,
+    /// Injections made.
+    pub injections: u32,
+    /// Errors met.
+    pub errors: Vec<String>,
+}
+
+/// SLO verdict for one phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseVerdict {
+    /// The phase.
+    pub phase: String,
+    /// The observed value (`None`: nothing measured).
+    pub observed: Option<f64>,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// One SLO, judged.
+#[derive(Debug, Clone, Serialize)]
+pub struct SloVerdict {
+    /// Its name.
+    pub name: String,
+    /// `latency_p99_ms`, `error_rate_pct`, `availability_pct`, `recovery_time_s`.
+    pub metric: String,
+    /// In words.
+    pub objective: String,
+    /// The bound.
+    pub threshold: f64,
+    /// Per phase.
+    pub per_phase: Vec<PhaseVerdict>,
+    /// Held everywhere it applies.
+    pub passed: bool,
+}
+
+/// Recovery after one fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    /// The fault.
+    pub fault: String,
+    /// When it ended, seconds since start.
+    pub fault_end_s: f64,
+    /// Seconds until steady state again (`None`: not within the run).
+    pub recovered_after_s: Option<f64>,
+}
+
+/// A phase, measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseResult {
+    /// The phase's name.
+    pub name: String,
+    /// Its role.
+    pub role: crate::scenario::model::PhaseRole,
+    /// Start, seconds since start.
+    pub start_s: f64,
+    /// End (actual, if cut short).
+    pub end_s: f64,
+    /// What the load measured.
+    pub measure: PhaseMeasure,
+    /// Merged histograms of its windows.
+    pub histograms: Option<load::HistSet>,
+}
+
+/// Everything a run produced: the raw material of the journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// The run id.
+    pub run_id: String,
+    /// The run's folder.
+    pub run_dir: PathBuf,
+    /// The ledger file.
+    pub ledger_path: PathBuf,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why it was aborted, if it was.
+    pub abort_reason: Option<String>,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339).
+    pub ended_at: String,
+    /// The targets' ledger configs.
+    pub targets: BTreeMap<String, serde_json::Value>,
+    /// The plan that ran.
+    pub plan: Plan,
+    /// Events in order.
+    pub events: Vec<super::events::Event>,
+    /// Per-second load windows.
+    pub windows: Vec<Window>,
+    /// The load's whole-run summary.
+    pub load: Option<LoadSummary>,
+    /// Phases as measured.
+    pub phases: Vec<PhaseResult>,
+    /// Faults as run.
+    pub faults: Vec<FaultRun>,
+    /// SLO verdicts.
+    pub slos: Vec<SloVerdict>,
+    /// Recovery per fault.
+    pub recovery: Vec<Recovery>,
+    /// Injections left pending (run `gameday recover`).
+    pub pending: usize,
+}
+
+/// A short random run id.
+fn new_run_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Creates the run's own folder: `<out>/<date>-<scenario>-<run id>`, never reusing one.
+pub fn create_run_dir(
+    out: &std::path::Path,
+    scenario: &str,
+    run_id: &str,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let date = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_else(|_| "run".into());
+    let dir = out.join(format!("{date}-{scenario}-{run_id}"));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+struct Ctx {
+    metrics: Metrics,
+    status: crate::observe::progress::SharedStatus,
+    t0: Instant,
+    ledger: Arc<Ledger>,
+    targets: Targets,
+    events: EventLog,
+    active: ActiveSet,
+    faults: Arc<Mutex<BTreeMap<String, FaultRun>>>,
+}
+
+/// Runs a scenario. Returns the result in every case where the run could start; an `Err` only
+/// when not even the run folder or the ledger could be made.
+pub async fn run(
+    loaded: &Loaded,
+    opts: &RunOptions,
+    abort: Abort,
+    active: ActiveSet,
+) -> anyhow::Result<RunResult> {
+    let s = &loaded.scenario;
+    let plan = Plan::new(s);
+    let run_id = new_run_id();
+    let run_dir = create_run_dir(&opts.out_dir, &s.metadata.name, &run_id).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the run folder under {}: {e}",
+            opts.out_dir.display()
+        )
+    })?;
+    let ledger_path = run_dir.join("ledger.jsonl");
+    let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    let root = CancellationToken::new();
+    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes);
+    let target_configs: BTreeMap<String, serde_json::Value> = targets
+        .all()
+        .iter()
+        .map(|t| (t.name().to_string(), t.ledger_config()))
+        .collect();
+    ledger.append(&Record::RunStart {
+        run_id: run_id.clone(),
+        scenario: s.metadata.name.clone(),
+        pid: std::process::id(),
+        targets: target_configs.clone(),
+        at: now_rfc3339(),
+    })?;
+    let started_at = now_rfc3339();
+    let t0 = Instant::now();
+    let events = EventLog::new(t0);
+    let span = tracing::info_span!("run", run_id = %run_id, scenario = %s.metadata.name);
+    let _enter = span.enter();
+    tracing::info!(dir = %run_dir.display(), "gameday starting");
+
+    let mut result = RunResult {
+        run_id,
+        run_dir: run_dir.clone(),
+        ledger_path: ledger_path.clone(),
+        outcome: Outcome::Held,
+        abort_reason: None,
+        started_at,
+        ended_at: String::new(),
+        targets: target_configs,
+        plan: plan.clone(),
+        events: vec![],
+        windows: vec![],
+        load: None,
+        phases: vec![],
+        faults: vec![],
+        slos: vec![],
+        recovery: vec![],
+        pending: 0,
+    };
+
+    // Metrics first: a taken port is an error before anything is touched.
+    let metrics = Metrics::new();
+    if let Some(addr) = opts.metrics_addr {
+        match metrics::serve(addr, metrics.clone(), root.child_token()).await {
+            Ok(bound) => tracing::info!(%bound, "metrics on http://{bound}/metrics"),
+            Err(e) => {
+                return finish_early(
+                    result,
+                    &ledger,
+                    &events,
+                    Outcome::Unreachable,
+                    e.to_string(),
+                )
+            }
+        }
+    }
+
+    // Before anything is injected: reachability, preflight, start.
+    let mut fault_objs: Vec<(PlannedFault, Arc<dyn Fault>)> = Vec::new();
+    for pf in plan.faults() {
+        match targets.fault(&pf.name, &pf.entry) {
+            Ok(f) => fault_objs.push((pf.clone(), Arc::from(f))),
+            Err(e) => {
+                return finish_early(
+                    result,
+                    &ledger,
+                    &events,
+                    Outcome::Unreachable,
+                    e.to_string(),
+                )
+            }
+        }
+    }
+    for t in targets.all() {
+        if let Err(e) = t.check_reachable().await {
+            return finish_early(
+                result,
+                &ledger,
+                &events,
+                Outcome::Unreachable,
+                e.to_string(),
+            );
+        }
+        let fs: Vec<&dyn Fault> = fault_objs
+            .iter()
+            .filter(|(p, _)| p.target == t.name())
+            .map(|(_, f)| f.as_ref())
+            .collect();
+        match t.preflight(&fs).await {
+            Ok(findings) => {
+                let errors: Vec<String> = findings
+                    .iter()
+                    .filter(|f| f.severity == Severity::Error)
+                    .map(|f| f.message.clone())
+                    .collect();
+                for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
+                    events.push(
+                        EventKind::Note,
+                        None,
+                        None,
+                        vec![],
+                        false,
+                        format!("preflight warning: {}", f.message),
+                    );
+                }
+                if !errors.is_empty() {
+                    return finish_early(
+                        result,
+                        &ledger,
+                        &events,
+                        Outcome::Unreachable,
+                        format!("preflight failed: {}", errors.join("; ")),
+                    );
+                }
+            }
+            Err(e) => {
+                return finish_early(
+                    result,
+                    &ledger,
+                    &events,
+                    Outcome::Unreachable,
+                    e.to_string(),
+                )
+            }
+        }
+    }
+    for t in targets.all() {
+        if let Err(e) = t.start().await {
+            for t in targets.all() {
+                let _ = t.shutdown().await;
+            }
+            return finish_early(
+                result,
+                &ledger,
+                &events,
+                Outcome::Unreachable,
+                e.to_string(),
+            );
+        }
+    }
+
+    // The load, through the whole run.
+    let status = crate::observe::progress::SharedStatus::default();
+    let progress = crate::observe::progress::spawn(
+        plan.total,
+        status.clone(),
+        opts.progress,
+        root.child_token(),
+    );
+    let windows: Arc<Mutex<Vec<Window>>> = Arc::default();
+    let mut load_handle = None;
+    let mut monitor = None;
+    if let Some(spec) = &s.load {
+        match load::start(spec, root.child_token()) {
+            Ok((handle, mut rx)) => {
+                load_handle = Some(Arc::new(handle));
+                let windows = windows.clone();
+                let abort = abort.clone();
+                let events = events.clone();
+                let mut watch = StopWatch::new(&s.stop_conditions);
+                let status = status.clone();
+                let metrics = metrics.clone();
+                let slo_objectives: Vec<(String, hypothesis::Objective)> = s
+                    .hypothesis
+                    .slos
+                    .iter()
+                    .filter_map(|x| {
+                        hypothesis::Objective::of(&x.latency, &x.error_rate, &x.availability)
+                            .map(|o| (x.name.clone(), o))
+                    })
+                    .collect();
+                monitor = Some(tokio::spawn(async move {
+                    while let Some(w) = rx.recv().await {
+                        let slo_now: Vec<(String, bool)> = slo_objectives
+                            .iter()
+                            .map(|(n, o)| (n.clone(), o.window_met(&w)))
+                            .collect();
+                        metrics.window(&w, &slo_now);
+                        status.lock().unwrap_or_else(|p| p.into_inner()).last_window =
+                            Some((w.rate_achieved, w.latency.p99, w.errors.total() + w.dropped));
+                        if let Some(reason) = watch.feed(&w) {
+                            if !abort.is_triggered() {
+                                events.push(
+                                    EventKind::StopCondition,
+                                    None,
+                                    None,
+                                    vec![],
+                                    false,
+                                    reason.clone(),
+                                );
+                                metrics.stopped();
+                                abort.trigger(EventKind::StopCondition, reason);
+                            }
+                        }
+                        windows.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+                    }
+                }));
+            }
+            Err(e) => {
+                for t in targets.all() {
+                    let _ = t.shutdown().await;
+                }
+                return finish_early(
+                    result,
+                    &ledger,
+                    &events,
+                    Outcome::Unreachable,
+                    format!("load cannot start: {e}"),
+                );
+            }
+        }
+    }
+
+    let ctx = Arc::new(Ctx {
+        metrics: metrics.clone(),
+        status: status.clone(),
+        t0,
+        ledger: ledger.clone(),
+        targets: targets.clone(),
+        events: events.clone(),
+        active: active.clone(),
+        faults: Arc::default(),
+    });
+    for (pf, f) in &fault_objs {
+        ctx.faults.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            pf.name.clone(),
+            FaultRun {
+                name: pf.name.clone(),
+                kind: f.kind().into(),
+                target: pf.target.clone(),
+                phase: pf.phase.clone(),
+                start_s: None,
+                end_s: None,
+                targets: vec![],
+                irreversible: false,
+                reverted: true,
+                injections: 0,
+                errors: vec![],
+            },
+        );
+    }
+
+    // The timeline, in its own task: a panic there still reaches the tail below.
+    let timeline_cancel = root.child_token();
+    let mut timeline = tokio::spawn(timeline(
+        ctx.clone(),
+        plan.clone(),
+        fault_objs,
+        load_handle.clone(),
+        timeline_cancel.clone(),
+    ));
+    let joined = tokio::select! {
+        r = &mut timeline => r,
+        _ = abort.triggered() => {
+            // Every wait in the timeline selects on this token: it returns at once.
+            timeline_cancel.cancel();
+            timeline.await
+        }
+    };
+    timeline_cancel.cancel();
+    let phase_ends: Vec<f64> = match joined {
+        Ok(ends) => ends,
+        Err(e) => {
+            events.push(
+                EventKind::Error,
+                None,
+                None,
+                vec![],
+                false,
+                format!("the timeline failed: {e}; reverting everything"),
+            );
+            abort.trigger(EventKind::Error, format!("internal error: {e}"));
+            Vec::new()
+        }
+    };
+
+    // The tail: revert, stop the load, stop the targets, close the ledger.
+    let aborted = abort.reason();
+    if let Some((kind, reason)) = &aborted {
+        if *kind == EventKind::Signal {
+            events.push(EventKind::Signal, None, None, vec![], false, reason.clone());
+        }
+        result.abort_reason = Some(reason.clone());
+    }
+    revert_all(&ctx).await;
+    let end_s = events.now_s();
+    if let Some(h) = load_handle.and_then(|h| Arc::try_unwrap(h).ok()) {
+        result.load = Some(h.finish().await);
+    }
+    if let Some(m) = monitor {
+        let _ = m.await;
+    }
+    for t in targets.all() {
+        if let Err(e) = t.shutdown().await {
+            events.push(
+                EventKind::Error,
+                None,
+                None,
+                vec![],
+                false,
+                format!("target {} did not shut down cleanly: {e}", t.name()),
+            );
+        }
+    }
+    root.cancel();
+    let _ = progress.await;
+    let pending = ledger::read(&ledger_path)
+        .map(|r| ledger::pending(&r))
+        .unwrap_or_default();
+    let _ = ledger.append(&Record::RunEnd {
+        clean: pending.is_empty(),
+        at: now_rfc3339(),
+    });
+    result.pending = pending.len();
+
+    // Judge.
+    result.windows = windows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    result.faults = ctx
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    result.faults.sort_by(|a, b| {
+        a.start_s
+            .partial_cmp(&b.start_s)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for (i, ph) in plan.phases.iter().enumerate() {
+        let start_s = ph.start.as_secs_f64();
+        if start_s > end_s {
+            break;
+        }
+        let end = phase_ends
+            .get(i)
+            .copied()
+            .unwrap_or(ph.end().as_secs_f64())
+            .min(end_s);
+        let ws: Vec<&Window> = hypothesis::windows_in(&result.windows, start_s, end).collect();
+        let histograms = if ws.is_empty() {
+            None
+        } else {
+            load::HistSet::merge(ws.iter().map(|w| &w.histograms)).ok()
+        };
+        result.phases.push(PhaseResult {
+            name: ph.name.clone(),
+            role: ph.role,
+            start_s,
+            end_s: end,
+            measure: hypothesis::measure(&result.windows, start_s, end),
+            histograms,
+        });
+    }
+    judge(s, &mut result);
+    result.events = events.snapshot();
+    result.ended_at = now_rfc3339();
+    result.outcome = if result.pending > 0 {
+        Outcome::RevertIncomplete
+    } else if aborted.is_some() {
+        Outcome::Aborted
+    } else if result.slos.iter().all(|v| v.passed) {
+        Outcome::Held
+    } else {
+        Outcome::Violated
+    };
+    Ok(result)
+}
+
+fn finish_early(
+    mut result: RunResult,
+    ledger: &Ledger,
+    events: &EventLog,
+    outcome: Outcome,
+    reason: String,
+) -> anyhow::Result<RunResult> {
+    events.push(
+        EventKind::Error,
+        None,
+        None,
+        vec![],
+        false,
+        format!("{reason}; nothing was injected"),
+    );
+    let _ = ledger.append(&Record::RunEnd {
+        clean: true,
+        at: now_rfc3339(),
+    });
+    result.outcome = outcome;
+    result.abort_reason = Some(reason);
+    result.events = events.snapshot();
+    result.ended_at = now_rfc3339();
+    Ok(result)
+}
+
+/// Runs the phases in order; returns each phase's actual end (seconds since start).
+async fn timeline(
+    ctx: Arc<Ctx>,
+    plan: Plan,
+    faults: Vec<(PlannedFault, Arc<dyn Fault>)>,
+    rate: Option<Arc<load::LoadHandle>>,
+    cancel: CancellationToken,
+) -> Vec<f64> {
+    let mut ends = Vec::new();
+    for ph in &plan.phases {
+        if !sleep_until(ctx.t0 + ph.start, &cancel).await {
+            break;
+        }
+        ctx.status.lock().unwrap_or_else(|p| p.into_inner()).phase = ph.name.clone();
+        ctx.metrics.set_phase(&ph.name);
+        ctx.events.push(
+            EventKind::PhaseStart,
+            Some(&ph.name),
+            None,
+            vec![],
+            false,
+            format!(
+                "phase `{}` ({:?}) starts, {:?}",
+                ph.name, ph.role, ph.duration
+            ),
+        );
+        if let (Some(r), Some(pl)) = (&rate, &ph.load) {
+            if let Err(e) = r.apply_phase(pl) {
+                ctx.events.push(
+                    EventKind::Error,
+                    Some(&ph.name),
+                    None,
+                    vec![],
+                    false,
+                    format!("cannot change the load: {e}"),
+                );
+            }
+        }
+        let phase_cancel = cancel.child_token();
+        let mut tasks = JoinSet::new();
+        for (pf, f) in faults.iter().filter(|(p, _)| p.phase == ph.name) {
+            tasks.spawn(fault_task(
+                ctx.clone(),
+                pf.clone(),
+                f.clone(),
+                phase_cancel.clone(),
+            ));
+        }
+        let completed = sleep_until(ctx.t0 + ph.end(), &cancel).await;
+        // Faults end with their phase at the latest; their tasks revert what they injected.
+        phase_cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+        ends.push(ctx.events.now_s());
+        ctx.events.push(
+            EventKind::PhaseEnd,
+            Some(&ph.name),
+            None,
+            vec![],
+            false,
+            format!("phase `{}` ends", ph.name),
+        );
+        if !completed {
+            break;
+        }
+    }
+    ends
+}
+
+/// Sleeps until `deadline`; false if cancelled first.
+async fn sleep_until(deadline: Instant, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(deadline.into()) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
+/// Mirrors the number of active faults into the progress line.
+fn sync_status(ctx: &Ctx) {
+    let n = ctx.active.lock().unwrap_or_else(|p| p.into_inner()).len();
+    ctx.status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .active_faults = n;
+}
+
+fn note_fault(ctx: &Ctx, name: &str, f: impl FnOnce(&mut FaultRun)) {
+    if let Some(r) = ctx
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(name)
+    {
+        f(r);
+    }
+}
+
+/// One fault's life: wait for its start, inject (again every interval), revert at its end.
+/// On cancellation it returns without reverting: the tail reverts whatever is still active.
+async fn fault_task(
+    ctx: Arc<Ctx>,
+    pf: PlannedFault,
+    fault: Arc<dyn Fault>,
+    cancel: CancellationToken,
+) {
+    if !sleep_until(ctx.t0 + pf.start, &cancel).await {
+        return;
+    }
+    let end = ctx.t0 + pf.end;
+    loop {
+        let id = inject_once(&ctx, &pf, fault.as_ref(), end).await;
+        let next = pf.every.map(|e| Instant::now() + e);
+        if let (Some(id), true) = (id, pf.durable) {
+            let hold_until = next.map_or(end, |n| n.min(end));
+            if !sleep_until(hold_until, &cancel).await {
+                return;
+            }
+            revert_one(&ctx, id).await;
+        }
+        match next {
+            Some(n) if n < end => {
+                if !sleep_until(n, &cancel).await {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// prepare → ledger (fsync) → inject. Returns the ledger id of an injection that now needs a
+/// revert.
+async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Instant) -> Option<u64> {
+    let label = (pf.name.as_str(), pf.kind.as_str());
+    let prepared = match fault.prepare().await {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.events.push(
+                EventKind::Error,
+                Some(&pf.phase),
+                Some(label),
+                vec![],
+                false,
+                format!("cannot prepare fault `{}`: {e}; not injected", pf.name),
+            );
+            note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
+            return None;
+        }
+    };
+    let deadline =
+        SystemTime::now() + end.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+    let id = match ctx
+        .ledger
+        .record_inject(&pf.name, &pf.kind, &pf.target, &prepared, deadline)
+    {
+        Ok(id) => id,
+        Err(e) => {
+            ctx.events.push(
+                EventKind::Error,
+                Some(&pf.phase),
+                Some(label),
+                vec![],
+                false,
+                format!(
+                    "cannot write the ledger ({e}); fault `{}` not injected",
+                    pf.name
+                ),
+            );
+            note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
+            return None;
+        }
+    };
+    let active = ActiveFault {
+        id,
+        name: pf.name.clone(),
+        kind: pf.kind.clone(),
+        target: pf.target.clone(),
+        prepared: prepared.clone(),
+    };
+    ctx.active
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(active);
+    sync_status(ctx);
+    let now_s = ctx.events.now_s();
+    note_fault(ctx, &pf.name, |r| {
+        r.start_s.get_or_insert(now_s);
+        r.end_s = Some(now_s);
+        r.injections += 1;
+        r.irreversible |= prepared.irreversible;
+        r.targets.extend(prepared.targets.iter().cloned());
+        r.reverted = false;
+    });
+    match fault.inject(&prepared, deadline).await {
+        Ok(()) => {
+            ctx.metrics
+                .injected(&pf.kind, &pf.target, !prepared.irreversible);
+            ctx.events.push(
+                EventKind::Inject,
+                Some(&pf.phase),
+                Some(label),
+                prepared.targets.clone(),
+                prepared.irreversible,
+                format!("injected `{}` ({})", pf.name, pf.kind),
+            );
+            if prepared.irreversible {
+                // Nothing to undo: close the ledger entry now so `recover` skips it.
+                let _ = ctx.ledger.record_revert(id, Ok(()));
+                ctx.active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|a| a.id != id);
+                sync_status(ctx);
+                note_fault(ctx, &pf.name, |r| r.reverted = true);
+                return None;
+            }
+            Some(id)
+        }
+        Err(e) => {
+            let _ = ctx.ledger.append(&Record::InjectFailed {
+                id,
+                error: e.to_string(),
+                at: now_rfc3339(),
+            });
+            ctx.events.push(
+                EventKind::Error,
+                Some(&pf.phase),
+                Some(label),
+                prepared.targets.clone(),
+                false,
+                format!(
+                    "injecting `{}` failed: {e}; reverting what may have been applied",
+                    pf.name
+                ),
+            );
+            note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
+            revert_one(ctx, id).await;
+            None
+        }
+    }
+}
+
+/// How long one revert may take before it is declared failed (the ledger keeps it for
+/// `gameday recover`).
+const REVERT_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn revert_one(ctx: &Ctx, id: u64) {
+    let Some(a) = ctx
+        .active
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|a| a.id == id)
+        .cloned()
+    else {
+        return;
+    };
+    let label = (a.name.as_str(), a.kind.as_str());
+    let result = match ctx.targets.get(&a.target) {
+        Some(t) => {
+            match tokio::time::timeout(REVERT_TIMEOUT, t.revert(&a.kind, &a.prepared.undo)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("revert timed out after {REVERT_TIMEOUT:?}")),
+            }
+        }
+        None => Err(format!("target `{}` is not configured", a.target)),
+    };
+    let _ = ctx.ledger.record_revert(id, result.clone());
+    ctx.metrics.reverted(&a.kind, &a.target, result.is_ok());
+    let now_s = ctx.events.now_s();
+    match result {
+        Ok(()) => {
+            ctx.active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|x| x.id != id);
+            sync_status(ctx);
+            ctx.events.push(
+                EventKind::Revert,
+                None,
+                Some(label),
+                a.prepared.targets.clone(),
+                false,
+                format!("reverted `{}`", a.name),
+            );
+            let still = ctx
+                .active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|x| x.name == a.name);
+            note_fault(ctx, &a.name, |r| {
+                r.end_s = Some(now_s);
+                r.reverted = !still;
+            });
+        }
+        Err(e) => {
+            ctx.events.push(
+                EventKind::RevertFailed,
+                None,
+                Some(label),
+                a.prepared.targets.clone(),
+                false,
+                format!(
+                    "could not revert `{}`: {e}; run `gameday recover --ledger {}`",
+                    a.name,
+                    ctx.ledger.path().display()
+                ),
+            );
+            note_fault(ctx, &a.name, |r| r.errors.push(e));
+        }
+    }
+}
+
+/// Reverts every active fault, newest first: later faults may build on earlier ones (a
+/// latency on a link that a drain then moved), so they are undone in reverse.
+async fn revert_all(ctx: &Ctx) {
+    let ids: Vec<u64> = ctx
+        .active
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .map(|a| a.id)
+        .collect();
+    for id in ids {
+        revert_one(ctx, id).await;
+    }
+}
+
+fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
+    use hypothesis::Objective;
+    let fault_ends: Vec<(String, f64)> = r
+        .faults
+        .iter()
+        .filter_map(|f| f.end_s.map(|e| (f.name.clone(), e)))
+        .collect();
+    let steady = hypothesis::steady_objectives(&s.hypothesis.slos);
+    for slo in &s.hypothesis.slos {
+        let applies = |phase: &str| slo.phases.is_empty() || slo.phases.iter().any(|p| p == phase);
+        if let Some(o) = Objective::of(&slo.latency, &slo.error_rate, &slo.availability) {
+            let per_phase: Vec<PhaseVerdict> = r
+                .phases
+                .iter()
+                .filter(|p| applies(&p.name))
+                .map(|p| {
+                    let measured = p.measure.requests + p.measure.dropped > 0;
+                    let observed = measured
+                        .then(|| o.observe(&p.measure, p.histograms.as_ref().map(|h| &h.latency)));
+                    PhaseVerdict {
+                        phase: p.name.clone(),
+                        observed,
+                        passed: observed.is_some_and(|v| o.met(v)),
+                    }
+                })
+                .collect();
+            r.slos.push(SloVerdict {
+                name: slo.name.clone(),
+                metric: o.metric(),
+                objective: o.describe(),
+                threshold: o.threshold(),
+                passed: per_phase.iter().all(|p| p.passed),
+                per_phase,
+            });
+        }
+        if let Some(rt) = &slo.recovery_time {
+            let mut worst: Option<f64> = Some(0.0);
+            for (name, end) in &fault_ends {
+                let after = hypothesis::recovery_after(&r.windows, *end, &steady, rt.consecutive);
+                if !r.recovery.iter().any(|x| &x.fault == name) {
+                    r.recovery.push(Recovery {
+                        fault: name.clone(),
+                        fault_end_s: *end,
+                        recovered_after_s: after,
+                    });
+                }
+                worst = match (worst, after) {
+                    (Some(w), Some(a)) => Some(w.max(a)),
+                    _ => None,
+                };
+            }
+            let max = rt.max.secs_f64();
+            r.slos.push(SloVerdict {
+                name: slo.name.clone(),
+                metric: "recovery_time_s".into(),
+                objective: format!(
+                    "recovery <= {max} s ({} good seconds in a row)",
+                    rt.consecutive
+                ),
+                threshold: max,
+                per_phase: vec![PhaseVerdict {
+                    phase: "all".into(),
+                    observed: worst,
+                    passed: worst.is_some_and(|w| w <= max),
+                }],
+                passed: worst.is_some_and(|w| w <= max),
+            });
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The scenario file, as data: what a person writes in `scenarios/*.yaml`.
+//!
+//! Every struct denies unknown fields and documents each field: the docs become the JSON
+//! Schema that `gameday schema` prints for editors, and the schema drives the structural
+//! check that reports every unknown key with its line and column. No `#[serde(flatten)]`
+//! anywhere: it would lose those locations.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Dur;
+use crate::load::{LoadSpec, PhaseLoad};
+use crate::targets::kubernetes::spec::{
+    ContainerKillSpec, DnsFailureSpec, KubernetesConfig, NetworkLatencySpec, NodeDrainSpec,
+    PodKillSpec,
+};
+use crate::targets::local::config::LocalTarget;
+use crate::targets::local::process_kill::ProcessKillSpec;
+use crate::targets::local::spec::{DnsSpec, NetworkSpec, SpotSpec};
+
+/// The only `apiVersion` this gameday reads.
+pub const API_VERSION: &str = "gameday/v1";
+/// The only `kind` this gameday reads.
+pub const KIND: &str = "Gameday";
+
+/// A gameday: target, load, steady-state hypothesis, stop conditions and a timeline of
+/// phases with faults, plus what the report needs (action items, DR playbook).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Always `gameday/v1`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// Always `Gameday`.
+    pub kind: String,
+    /// Who runs this gameday and why.
+    pub metadata: Metadata,
+    /// The system the faults go into. `kubernetes` and `aws` may be combined.
+    pub target: TargetSpec,
+    /// The traffic that runs through every phase and measures what users would feel.
+    #[serde(default)]
+    pub load: Option<LoadSpec>,
+    /// The steady state the system must keep: service-level objectives judged per phase.
+    #[serde(default)]
+    pub hypothesis: Hypothesis,
+    /// Thresholds that abort the run (revert first, then report) when held for a while.
+    #[serde(default)]
+    pub stop_conditions: Vec<StopCondition>,
+    /// The timeline, in order.
+    pub phases: Vec<Phase>,
+    /// Follow-ups to carry into the report, with owners.
+    #[serde(default)]
+    pub action_items: Vec<ActionItem>,
+    /// The disaster-recovery playbook this gameday rehearses (manifesto R-4).
+    #[serde(default)]
+    pub playbook: Option<Playbook>,
+}
+
+/// Who runs the gameday and why.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// A short name, used in report folder names: letters, digits, `-` and `_`.
+    pub name: String,
+    /// The team or person who owns the gameday.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// What this gameday rehearses and why.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Free tags for search and grouping.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Where faults go. At least one target must be set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// The embedded local sandbox: real processes that gameday starts and supervises.
+    #[serde(default)]
+    pub local: Option<LocalTarget>,
+    /// A Kubernetes cluster, reached through a kubeconfig context the scenario names.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+impl TargetSpec {
+    /// Names of the configured targets, in a fixed order.
+    pub fn configured(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.local.is_some() {
+            v.push("local");
+        }
+        if self.kubernetes.is_some() {
+            v.push("kubernetes");
+        }
+        v
+    }
+}
+
+/// The steady-state hypothesis: what "fine" means, in numbers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hypothesis {
+    /// A sentence for the report ("checkout stays fast while a backend dies").
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The objectives. Each is judged per phase.
+    #[serde(default)]
+    pub slos: Vec<Slo>,
+}
+
+/// One service-level objective. Set exactly one of `latency`, `error_rate`, `availability`,
+/// `recovery_time`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// A name for the report and JUnit.
+    pub name: String,
+    /// A latency percentile must stay at or below a bound.
+    #[serde(default)]
+    pub latency: Option<LatencyObjective>,
+    /// The share of failed requests must stay at or below a bound.
+    #[serde(default)]
+    pub error_rate: Option<PercentMax>,
+    /// The share of successful requests must stay at or above a bound.
+    #[serde(default)]
+    pub availability: Option<PercentMin>,
+    /// After each fault ends, the other objectives must hold again within this time.
+    #[serde(default)]
+    pub recovery_time: Option<RecoveryObjective>,
+    /// Phases where this objective must hold; all phases when empty. Chaos phases often only
+    /// carry a looser objective, or none.
+    #[serde(default)]
+    pub phases: Vec<String>,
+}
+
+/// `latency: { percentile: 99, max: 250ms }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyObjective {
+    /// Which percentile: 50, 90, 99, 99.9 or 100 (max).
+    pub percentile: f64,
+    /// The bound, e.g. `250ms`.
+    pub max: Dur,
+}
+
+/// `error_rate: { max_percent: 1 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PercentMax {
+    /// The highest acceptable share, in percent (0-100).
+    pub max_percent: f64,
+}
+
+/// `availability: { min_percent: 99.5 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PercentMin {
+    /// The lowest acceptable share, in percent (0-100).
+    pub min_percent: f64,
+}
+
+/// `recovery_time: { max: 20s, consecutive: 3 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryObjective {
+    /// The longest acceptable time from a fault's end to steady state.
+    pub max: Dur,
+    /// How many consecutive good seconds count as "recovered" (default 3).
+    #[serde(default = "default_consecutive")]
+    pub consecutive: u32,
+}
+
+fn default_consecutive() -> u32 {
+    3
+}
+
+/// Aborts the run when a per-second measure breaks its bound for `for` in a row. Set exactly
+/// one of `latency`, `error_rate`, `availability`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopCondition {
+    /// A name for logs and the report.
+    pub name: String,
+    /// Abort when this latency percentile stays above the bound.
+    #[serde(default)]
+    pub latency: Option<LatencyObjective>,
+    /// Abort when the error rate stays above the bound.
+    #[serde(default)]
+    pub error_rate: Option<PercentMax>,
+    /// Abort when availability stays below the bound.
+    #[serde(default)]
+    pub availability: Option<PercentMin>,
+    /// How long the bound must be broken before the run aborts (default `5s`).
+    #[serde(default = "default_for", rename = "for")]
+    pub hold_for: Dur,
+}
+
+fn default_for() -> Dur {
+    Dur::from_secs(5)
+}
+
+/// One phase of the timeline.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Unique name (`baseline`, `chaos`, `recovery`...).
+    pub name: String,
+    /// How long the phase lasts.
+    pub duration: Dur,
+    /// What the phase is for in the report: `baseline`, `chaos` or `recovery`. Guessed from
+    /// the name and faults when absent.
+    #[serde(default)]
+    pub role: Option<PhaseRole>,
+    /// `parallel` (default): each fault starts at its own `at`. `serial`: each fault starts
+    /// when the previous one has ended, `at` being an extra delay.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// A different load for this phase (rate, ramp).
+    #[serde(default)]
+    pub load: Option<PhaseLoad>,
+    /// The faults of this phase.
+    #[serde(default)]
+    pub faults: Vec<FaultEntry>,
+}
+
+/// How the faults of a phase are laid out in time.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Each fault starts at its own offset.
+    #[default]
+    Parallel,
+    /// One after another.
+    Serial,
+}
+
+/// What a phase is for.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseRole {
+    /// Steady state before faults: the reference for "change from baseline".
+    Baseline,
+    /// Faults are active.
+    Chaos,
+    /// After faults: how fast the system comes back.
+    Recovery,
+}
+
+/// One fault on the timeline. Set exactly one fault kind (`process_kill`, ...).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultEntry {
+    /// A name for logs, the ledger and the report (default: the kind and its index).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Which target it goes to; may be left out when only one target is configured.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Start offset within the phase (default `0s`).
+    #[serde(default)]
+    pub at: Dur,
+    /// How long the fault stays before it is reverted (default: until the phase ends).
+    /// Instant faults (a kill) ignore it unless `every` repeats them.
+    #[serde(default)]
+    pub duration: Option<Dur>,
+    /// Inject again every interval while the fault lasts (kills, for instance).
+    #[serde(default)]
+    pub every: Option<Dur>,
+    /// Kill processes of a local service.
+    #[serde(default)]
+    pub process_kill: Option<ProcessKillSpec>,
+    /// Toxics (latency, loss, reset, blackhole, bandwidth, slow close) on the link into a
+    /// local service, through gameday's proxy.
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+    /// Wrong answers (NXDOMAIN, SERVFAIL, REFUSED, timeout, wrong address) from the local
+    /// sandbox's DNS server for name patterns.
+    #[serde(default)]
+    pub dns: Option<DnsSpec>,
+    /// A spot interruption notice on local instances, then their termination. Irreversible.
+    #[serde(default)]
+    pub spot_interruption: Option<SpotSpec>,
+    /// Delete Kubernetes pods (their controllers replace them).
+    #[serde(default)]
+    pub pod_kill: Option<PodKillSpec>,
+    /// Signal the main process of containers in Kubernetes pods.
+    #[serde(default)]
+    pub container_kill: Option<ContainerKillSpec>,
+    /// Cordon Kubernetes nodes and evict their pods, honouring disruption budgets.
+    #[serde(default)]
+    pub node_drain: Option<NodeDrainSpec>,
+    /// Delay or drop the traffic of Kubernetes pods (tc netem).
+    #[serde(default)]
+    pub network_latency: Option<NetworkLatencySpec>,
+    /// Fail DNS names cluster-wide (CoreDNS) or for selected pods.
+    #[serde(default)]
+    pub dns_failure: Option<DnsFailureSpec>,
+}
+
+/// A follow-up to carry into the report.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionItem {
+    /// What must change.
+    pub title: String,
+    /// Who owns it.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// `p1`, `p2`... or free text.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// When it is due (free text or a date).
+    #[serde(default)]
+    pub due: Option<String>,
+}
+
+/// A disaster-recovery playbook rehearsed by this gameday (manifesto R-4).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    /// The playbook's name or link.
+    pub name: String,
+    /// Recovery time objective: how long recovery may take.
+    #[serde(default)]
+    pub rto: Option<Dur>,
+    /// The steps, in order.
+    #[serde(default)]
+    pub steps: Vec<PlaybookStep>,
+}
+
+/// One step of a playbook.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookStep {
+    /// What to do.
+    pub step: String,
+    /// Who does it.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+impl FaultEntry {
+    /// Every fault kind, by its scenario key.
+    pub const ALL_KINDS: &'static [&'static str] = &[
+        "process_kill",
+        "network",
+        "dns",
+        "spot_interruption",
+        "pod_kill",
+        "container_kill",
+        "node_drain",
+        "network_latency",
+        "dns_failure",
+    ];
+
+    /// Whether the fault lasts until reverted (latency, a drain) rather than being an
+    /// instant action (a kill).
+    pub fn is_durable(&self) -> bool {
+        !self.kinds().iter().all(|k| {
+            matches!(
+                *k,
+                "process_kill" | "spot_interruption" | "pod_kill" | "container_kill"
+            )
+        })
+    }
+
+    /// What the fault acts on, for overlap checks (`local:backend`).
+    pub fn scope(&self) -> Option<String> {
+        if let Some(pk) = &self.process_kill {
+            return Some(format!("local service {}", pk.service));
+        }
+        if let Some(n) = &self.network {
+            return Some(format!("local link into {}", n.service));
+        }
+        if let Some(d) = &self.dns {
+            return Some(format!("local dns {}", d.names.join(",")));
+        }
+        if self.spot_interruption.is_some() {
+            return Some("local spot instances".into());
+        }
+        None
+    }
+
+    /// The fault kinds set on this entry, by their scenario key. Exactly one is valid.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.process_kill.is_some() {
+            v.push("process_kill");
+        }
+        if self.network.is_some() {
+            v.push("network");
+        }
+        if self.dns.is_some() {
+            v.push("dns");
+        }
+        if self.spot_interruption.is_some() {
+            v.push("spot_interruption");
+        }
+        if self.pod_kill.is_some() {
+            v.push("pod_kill");
+        }
+        if self.container_kill.is_some() {
+            v.push("container_kill");
+        }
+        if self.node_drain.is_some() {
+            v.push("node_drain");
+        }
+        if self.network_latency.is_some() {
+            v.push("network_latency");
+        }
+        if self.dns_failure.is_some() {
+            v.push("dns_failure");
+        }
+        v
+    }
+
+    /// The target each fault kind belongs to.
+    pub fn target_of_kind(kind: &str) -> &'static str {
+        if crate::targets::kubernetes::FAULT_KINDS.contains(&kind) {
+            "kubernetes"
+        } else {
+            "local"
+        }
+    }
+
+    /// The Kubernetes fault spec set on this entry, if any.
+    pub fn kubernetes_spec(&self) -> Option<crate::targets::kubernetes::KubeFaultSpec> {
+        use crate::targets::kubernetes::KubeFaultSpec as K;
+        self.pod_kill
+            .clone()
+            .map(K::PodKill)
+            .or_else(|| self.container_kill.clone().map(K::ContainerKill))
+            .or_else(|| self.node_drain.clone().map(K::NodeDrain))
+            .or_else(|| self.network_latency.clone().map(K::NetworkLatency))
+            .or_else(|| self.dns_failure.clone().map(K::DnsFailure))
+    }
+}

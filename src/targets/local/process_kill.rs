@@ -1,0 +1,199 @@
+//! `process_kill`: kill replicas of a local service with SIGKILL or SIGTERM, one, N or a
+//! percentage of them, once or `every` interval. The supervisor restarts them, as a
+//! ReplicaSet would, so the fault is irreversible by itself and recovers by the fleet.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use rand::seq::SliceRandom;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::fleet::{signal_process, ProcessUndo};
+use super::Sandbox;
+use crate::targets::{Fault, Prepared, Resolution, TargetError};
+
+/// `process_kill: { service: backend, count: 1, signal: SIGKILL }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessKillSpec {
+    /// The service whose replicas are killed.
+    pub service: String,
+    /// How many replicas (default 1). Exclusive with `percent`.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Which share of the replicas, in percent (rounded up). Exclusive with `count`.
+    #[serde(default)]
+    pub percent: Option<f64>,
+    /// `SIGKILL` (default: a crash) or `SIGTERM` (a graceful stop).
+    #[serde(default)]
+    pub signal: KillSignal,
+}
+
+/// The signal a kill sends.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum KillSignal {
+    /// Immediate death, no cleanup: a crash or an OOM kill.
+    #[default]
+    #[serde(rename = "SIGKILL")]
+    Sigkill,
+    /// A polite stop: the process may drain.
+    #[serde(rename = "SIGTERM")]
+    Sigterm,
+}
+
+impl KillSignal {
+    fn raw(self) -> i32 {
+        match self {
+            KillSignal::Sigkill => libc::SIGKILL,
+            KillSignal::Sigterm => libc::SIGTERM,
+        }
+    }
+}
+
+impl ProcessKillSpec {
+    /// How many of `replicas` this kill hits.
+    pub fn victims(&self, replicas: usize) -> usize {
+        let n = match (self.count, self.percent) {
+            (_, Some(p)) => ((replicas as f64) * p / 100.0).ceil() as usize,
+            (Some(c), None) => c as usize,
+            (None, None) => 1,
+        };
+        n.min(replicas)
+    }
+}
+
+/// The fault, bound to the sandbox.
+pub struct ProcessKill {
+    pub(super) name: String,
+    pub(super) spec: ProcessKillSpec,
+    pub(super) sandbox: Arc<Sandbox>,
+}
+
+impl ProcessKill {
+    fn cap(&self, replicas: usize) -> usize {
+        ((replicas as f64) * self.sandbox.config.max_percent / 100.0).floor() as usize
+    }
+
+    fn check_cap(&self, hit: usize, replicas: usize) -> Result<(), TargetError> {
+        let cap = self.cap(replicas);
+        if hit > cap {
+            return Err(TargetError::Selection {
+                fault: self.name.clone(),
+                reason: format!(
+                    "would kill {hit} of {replicas} replicas of `{}`, over the blast-radius cap of {cap} \
+                     (target.local.max_percent: {}%); lower `count`/`percent` or raise max_percent on purpose",
+                    self.spec.service, self.sandbox.config.max_percent
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Fault for ProcessKill {
+    fn kind(&self) -> &'static str {
+        "process_kill"
+    }
+
+    async fn resolve(&self) -> Result<Resolution, TargetError> {
+        let spec = self
+            .sandbox
+            .service_spec(&self.spec.service)
+            .ok_or_else(|| TargetError::Selection {
+                fault: self.name.clone(),
+                reason: format!("no local service named `{}`", self.spec.service),
+            })?;
+        let replicas = spec.replicas as usize;
+        let hit = self.spec.victims(replicas);
+        let mut notes =
+            vec!["replicas are picked at random among the running ones at injection time".into()];
+        if let Err(e) = self.check_cap(hit, replicas) {
+            notes.push(e.to_string());
+        }
+        Ok(Resolution {
+            targets: (0..hit)
+                .map(|_| format!("1 replica of {}", self.spec.service))
+                .collect(),
+            eligible: replicas,
+            cap: Some(self.cap(replicas)),
+            notes,
+        })
+    }
+
+    async fn prepare(&self) -> Result<Prepared, TargetError> {
+        let fleet = self.sandbox.fleet()?;
+        let replicas = fleet
+            .service(&self.spec.service)
+            .ok_or_else(|| TargetError::Selection {
+                fault: self.name.clone(),
+                reason: format!("no local service named `{}`", self.spec.service),
+            })?;
+        let hit = self.spec.victims(replicas.len());
+        self.check_cap(hit, replicas.len())?;
+        let mut running: Vec<_> = replicas
+            .iter()
+            .filter_map(|r| r.state().pid.map(|p| (r.name(), p)))
+            .collect();
+        running.shuffle(&mut rand::thread_rng());
+        running.truncate(hit);
+        if running.is_empty() {
+            return Err(TargetError::Selection {
+                fault: self.name.clone(),
+                reason: format!("no running replica of `{}` to kill", self.spec.service),
+            });
+        }
+        let victims: Vec<ProcessUndo> = running
+            .iter()
+            .map(|(_, pid)| ProcessUndo {
+                pid: *pid,
+                pgid: *pid,
+                start_time: super::fleet::process_start_time(*pid),
+            })
+            .collect();
+        Ok(Prepared {
+            targets: running
+                .iter()
+                .map(|(n, p)| format!("{n} (pid {p})"))
+                .collect(),
+            undo: serde_json::json!({ "killed": victims, "signal": self.spec.signal }),
+            irreversible: true,
+        })
+    }
+
+    async fn inject(&self, prepared: &Prepared, _deadline: SystemTime) -> Result<(), TargetError> {
+        let victims: Vec<ProcessUndo> = serde_json::from_value(prepared.undo["killed"].clone())
+            .map_err(|e| TargetError::Invalid(format!("bad process_kill record: {e}")))?;
+        for v in &victims {
+            if !signal_process(v, self.spec.signal.raw()) {
+                tracing::warn!(pid = v.pid, "process already gone before the kill");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(count: Option<u32>, percent: Option<f64>) -> ProcessKillSpec {
+        ProcessKillSpec {
+            service: "s".into(),
+            count,
+            percent,
+            signal: KillSignal::Sigkill,
+        }
+    }
+
+    #[test]
+    fn victims_follow_count_or_percent() {
+        assert_eq!(spec(None, None).victims(3), 1);
+        assert_eq!(spec(Some(2), None).victims(3), 2);
+        assert_eq!(spec(Some(5), None).victims(3), 3);
+        assert_eq!(spec(None, Some(50.0)).victims(3), 2);
+        assert_eq!(spec(None, Some(10.0)).victims(4), 1);
+    }
+}

@@ -1,0 +1,91 @@
+//! `gameday validate`: every mistake class reported at its exact line and column, all at once.
+
+use crate::support::{fixture, gameday, text};
+
+fn validate(name: &str) -> (i32, String) {
+    let f = fixture(name);
+    let o = gameday(&["validate", f.to_str().unwrap()]);
+    (o.status.code().unwrap_or(-1), text(&o))
+}
+
+fn has(out: &str, file: &str, line: usize, col: usize, words: &str) {
+    let prefix = format!("{file}:{line}:{col}: ");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&prefix) && l.contains(words)),
+        "expected `{prefix}...{words}...` in:\n{out}"
+    );
+}
+
+#[test]
+fn structural_mistakes_are_all_reported_with_line_and_column() {
+    let (code, out) = validate("structural-errors.yaml");
+    assert_eq!(code, 2, "{out}");
+    let f = "structural-errors.yaml";
+    // Unknown field, with a suggestion.
+    has(&out, f, 13, 5, "unknown field `durration`");
+    assert!(out.contains("did you mean `duration`?"), "{out}");
+    // Missing field, at the mapping that lacks it.
+    has(&out, f, 12, 5, "missing field `duration`");
+    // Wrong type.
+    has(&out, f, 10, 19, "expected an integer, found a string");
+    // Negative duration.
+    has(&out, f, 17, 13, "negative");
+    // Bad enum value.
+    has(&out, f, 18, 47, "unknown value `SIGHUP`");
+    assert!(out.contains("5 errors found"), "{out}");
+}
+
+#[test]
+fn meaning_mistakes_are_all_reported_with_line_and_column() {
+    let (code, out) = validate("semantic-errors.yaml");
+    assert_eq!(code, 2, "{out}");
+    let f = "semantic-errors.yaml";
+    // Percent out of range.
+    has(&out, f, 7, 18, "max_percent 150 must be in (0, 100]");
+    // An SLO that nothing measures.
+    has(&out, f, 14, 7, "no `load:` section");
+    // Zero duration.
+    has(&out, f, 18, 15, "zero duration");
+    // Overlapping faults on the same targets.
+    has(&out, f, 25, 9, "overlap in time on the same targets");
+    // A fault that outlasts its phase.
+    has(&out, f, 30, 19, "past the end of phase `chaos`");
+    // A fault for a target that is not configured.
+    has(&out, f, 34, 17, "names target `aws`");
+}
+
+#[test]
+fn a_valid_scenario_passes_and_a_missing_file_is_a_clear_error() {
+    let (code, out) = validate("valid-local.yaml");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("valid-local.yaml: ok"), "{out}");
+    let o = gameday(&["validate", "/nonexistent/scenario.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("/nonexistent/scenario.yaml:1:1: cannot read"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn invalid_yaml_points_at_the_syntax_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(&p, "apiVersion: gameday/v1\nkind: [Gameday\nmetadata: {}\n").unwrap();
+    let o = gameday(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("bad.yaml:"), "{}", text(&o));
+    assert!(text(&o).contains("invalid YAML"), "{}", text(&o));
+}
+
+#[test]
+fn schema_is_json_and_names_the_fault_kinds() {
+    let o = gameday(&["schema"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = v.to_string();
+    assert!(text.contains("process_kill"));
+    assert!(text.contains("stop_conditions"));
+}
