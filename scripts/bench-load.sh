@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark `gameday load` against oha and wrk on one local nginx, in one command:
 #
-#   scripts/bench-load.sh            # DUR=10 s per run
-#   DUR=30 SOAK=600 scripts/bench-load.sh   # longer runs, plus a 10-minute RSS soak
+#   scripts/bench-load.sh                    # DUR=10 s per run, REPS=3 interleaved runs per tool
+#   DUR=30 SOAK=600 scripts/bench-load.sh    # longer runs, plus a 10-minute RSS soak
 #
 # Installs what it needs (Debian nginx and wrk, `cargo install oha` into a cache dir), builds
 # gameday in release, starts nginx on 127.0.0.1 only, and prints, for each tool: throughput
@@ -19,12 +19,13 @@ DUR=${DUR:-10}
 SOAK=${SOAK:-0}
 PORT=${PORT:-18080}
 RATES=${RATES:-"5000 20000"}
+REPS=${REPS:-3}
 mkdir -p "$CACHE"
 
-if [ ! -x /usr/sbin/nginx ] || ! command -v wrk >/dev/null 2>&1; then
-  echo "== installing nginx and wrk (Debian)" >&2
+if [ ! -x /usr/sbin/nginx ] || ! command -v wrk >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
+  echo "== installing nginx, wrk and time (Debian)" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk time >/dev/null
 fi
 OHA="$CACHE/bin/oha"
 if [ ! -x "$OHA" ]; then
@@ -65,23 +66,26 @@ for _ in $(seq 50); do
 done
 
 URL="http://127.0.0.1:$PORT/"
-export GAMEDAY OHA URL DUR SOAK RATES
+export GAMEDAY OHA URL DUR SOAK RATES REPS
 python3 - <<'PY'
-import json, os, re, subprocess, time
+import json, os, re, subprocess, tempfile, time
 
 G, OHA, URL = os.environ["GAMEDAY"], os.environ["OHA"], os.environ["URL"]
 DUR, SOAK = int(os.environ["DUR"]), int(os.environ["SOAK"])
 RATES = [int(r) for r in os.environ["RATES"].split()]
 
 def run(cmd):
-    """Runs cmd; returns stdout, CPU seconds (user+sys) and peak RSS (MB) of the process."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = p.stdout.read().decode()
-    _, status, ru = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {out[-500:]}")
-    return out, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
+    """Runs cmd; returns stdout, CPU seconds (user+sys) and peak RSS (MB) of the process.
+    Measured by /usr/bin/time, not by our own wait4: a child forked from Python starts with
+    Python's RSS (~14 MB), which would mask any smaller peak."""
+    with tempfile.NamedTemporaryFile("r") as t:
+        p = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%M %U %S"] + cmd,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out = p.stdout.decode()
+        if p.returncode != 0:
+            raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {out[-500:]}")
+        rss_kb, user, sys_ = t.read().split()[-3:]
+    return out, float(user) + float(sys_), int(rss_kb) / 1024.0
 
 def gameday(rate=None):
     cmd = [G, "load", URL, "-c", "64", "-z", f"{DUR}s", "--json"]
@@ -110,38 +114,59 @@ def wrk():
     e = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return dict(requests=n, rps=n / DUR, p99=p99, errors=int(e.group(1)) if e else 0, cpu=cpu, rss=rss)
 
+REPS = int(os.environ.get("REPS", "3"))
 results = {}
-def show(name, tool, r):
-    results[(name, tool)] = r
-    print(f"{name:<16}{tool:<9}{r['requests']:>10}{r['rps']:>11.0f}{r['p99']:>10.2f}{r['errors']:>8}"
+def show(name, tool, r, tag=""):
+    print(f"{name:<16}{tool + tag:<12}{r['requests']:>10}{r['rps']:>11.0f}{r['p99']:>10.2f}{r['errors']:>8}"
           f"{r['cpu']:>8.2f}{r['requests'] / max(r['cpu'], 1e-9):>12.0f}{r['rss']:>9.1f}", flush=True)
 
-print(f"target: nginx (1 worker) at {URL}; {DUR} s per run; {os.cpu_count()} CPUs shared with whatever else runs")
-print(f"{'run':<16}{'tool':<9}{'requests':>10}{'req/s':>11}{'p99 ms':>10}{'errors':>8}{'cpu s':>8}{'req/cpu-s':>12}{'rss MB':>9}")
-for tool, f in [("gameday", gameday), ("oha", oha), ("wrk", wrk)]:
-    show("max@64c", tool, f())
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+def scenario(name, tools):
+    """Runs every tool REPS times, interleaved (so a busy neighbour hits all tools alike), and
+    keeps per tool the median of each figure and the largest RSS."""
+    runs = {t: [] for t, _ in tools}
+    for rep in range(REPS):
+        for tool, f in tools:
+            r = f()
+            runs[tool].append(r)
+            show(name, tool, r, f" #{rep + 1}")
+    for tool, rs in runs.items():
+        m = dict(requests=median([r["requests"] for r in rs]), rps=median([r["rps"] for r in rs]),
+                 p99=median([r["p99"] for r in rs]), errors=median([r["errors"] for r in rs]),
+                 cpu=median([r["cpu"] for r in rs]), rss=max(r["rss"] for r in rs),
+                 per_cpu=median([r["requests"] / r["cpu"] for r in rs]),
+                 untrusted=median([r.get("untrusted", 0) for r in rs]))
+        results[(name, tool)] = m
+        show(name, tool, m, " med")
+
+print(f"target: nginx (1 worker) at {URL}; {DUR} s per run, {REPS} interleaved runs per tool; "
+      f"{os.cpu_count()} CPUs shared with whatever else runs")
+print(f"{'run':<16}{'tool':<12}{'requests':>10}{'req/s':>11}{'p99 ms':>10}{'errors':>8}{'cpu s':>8}{'req/cpu-s':>12}{'rss MB':>9}")
+scenario("max@64c", [("gameday", gameday), ("oha", oha), ("wrk", wrk)])
 for rate in RATES:
-    for tool, f in [("gameday", gameday), ("oha", oha)]:
-        show(f"rate {rate}", tool, f(rate))
+    scenario(f"rate {rate}", [("gameday", lambda: gameday(rate)), ("oha", lambda: oha(rate))])
 
 def ratio(a, b):
     return a / b if b else float("nan")
 
 g = results[("max@64c", "gameday")]
-print("\nratios gameday/peer")
+print("\nratios gameday/peer (medians)")
 for peer in ["oha", "wrk"]:
     p = results[("max@64c", peer)]
     print(f"  max throughput @64c  /{peer}: {ratio(g['rps'], p['rps']):.2f}   "
-          f"req per CPU-s /{peer}: {ratio(g['requests'] / g['cpu'], p['requests'] / p['cpu']):.2f}   "
+          f"req per CPU-s /{peer}: {ratio(g['per_cpu'], p['per_cpu']):.2f}   "
           f"peak RSS /{peer}: {ratio(g['rss'], p['rss']):.2f}")
 for rate in RATES:
     g, o = results[(f"rate {rate}", "gameday")], results[(f"rate {rate}", "oha")]
     print(f"  rate {rate}: achieved gameday {g['rps']:.0f} ({100 * g['rps'] / rate:.2f} % of requested), "
           f"oha {o['rps']:.0f} ({100 * o['rps'] / rate:.2f} %); achieved ratio {ratio(g['rps'], o['rps']):.3f}; "
           f"p99 gameday {g['p99']:.2f} ms / oha {o['p99']:.2f} ms = {ratio(g['p99'], o['p99']):.2f}; "
-          f"gameday untrusted windows {g['untrusted']}")
-print("  requests per CPU-second (max@64c): " + ", ".join(
-    f"{t} {results[('max@64c', t)]['requests'] / results[('max@64c', t)]['cpu']:.0f}" for t in ["gameday", "oha", "wrk"]))
+          f"peak RSS /oha {ratio(g['rss'], o['rss']):.2f}; gameday untrusted windows (median) {g['untrusted']}")
+print("  requests per CPU-second (max@64c, median): " + ", ".join(
+    f"{t} {results[('max@64c', t)]['per_cpu']:.0f}" for t in ["gameday", "oha", "wrk"]))
 
 if SOAK:
     print(f"\nRSS soak: gameday at 5000 req/s for {SOAK} s, VmRSS every 10 s (MB)")

@@ -273,11 +273,9 @@ async fn set_rate_ramps_the_schedule() {
 #[tokio::test(flavor = "current_thread")]
 async fn starved_generator_marks_the_window_untrusted() {
     let server = TestServer::start();
-    let (handle, mut rx) = load::start(
-        &spec(server.url("/"), Some(200.0), 4),
-        CancellationToken::new(),
-    )
-    .unwrap();
+    let mut sp = spec(server.url("/"), Some(200.0), 4);
+    sp.threads = Some(0); // on this test's single thread, which the test then blocks
+    let (handle, mut rx) = load::start(&sp, CancellationToken::new()).unwrap();
     handle.stop_at(Duration::from_secs(3));
     tokio::time::sleep_until((handle.started_at() + Duration::from_millis(1200)).into()).await;
     std::thread::sleep(Duration::from_millis(400)); // the generator's thread is starved

@@ -60,6 +60,10 @@ pub struct LoadArgs {
     /// PEM file of CA certificates to trust for https://.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Threads the generator runs on (each its own runtime and share of the connections);
+    /// default one per CPU.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Print exactly one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +100,7 @@ impl LoadArgs {
             max_lag: Some(fmt(self.max_lag)),
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
+            threads: self.threads,
         })
     }
 }
@@ -123,7 +128,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
             Some(w) = rx.recv() => {
                 bar.set_message(progress_line(&w));
                 bar.tick();
-                windows.push(w);
+                // Kept only for the log, so a long run without one stays flat in memory.
+                if args.hdr_log.is_some() {
+                    windows.push(w);
+                }
             }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = tokio::signal::ctrl_c() => { interrupted = true; break }
@@ -136,7 +144,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
     };
     let summary = handle.finish_at(end).await;
     while let Some(w) = rx.recv().await {
-        windows.push(w);
+        if args.hdr_log.is_some() {
+            windows.push(w);
+        }
     }
     bar.finish_and_clear();
     if let Some(path) = &args.hdr_log {

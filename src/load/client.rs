@@ -2,17 +2,17 @@
 //! (DNS, TCP, TLS, HTTP/1.1 or HTTP/2 handshake), sending one request and reading its body,
 //! and classifying every failure into an [`ErrorClass`].
 //!
-//! hyper's connection-level client (`hyper::client::conn`) is used rather than a pooled client
-//! (`hyper_util::client::legacy`, reqwest): each load worker owns its connections, so there is
-//! no shared pool and no lock between workers, and the worker knows exactly when a connection
-//! is opened (counted in the service time) and when it is lost (reconnect on the next request).
+//! Each load worker owns its connections (no shared pool, no lock between workers), and knows
+//! exactly when a connection is opened (counted in the service time) and when it is lost
+//! (reconnect on the next request). HTTP/1.1 runs on the lean path in [`super::h1`]; HTTP/2 on
+//! hyper's connection-level client (`hyper::client::conn::http2`).
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -22,49 +22,65 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 
 use super::error::{ErrorClass, LoadError};
-use super::spec::{Origin, Plan};
+use super::h1::{H1Conn, H1Error};
+use super::spec::{Endpoint, Origin, Plan};
 
 /// One open connection, ready for the next request.
 pub(crate) enum Sender {
-    /// HTTP/1.1: one request at a time on it.
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-    /// HTTP/2 (the worker still sends one request at a time, so connections = concurrency).
+    /// HTTP/1.1 on the lean path ([`super::h1`]): one request at a time.
+    H1(H1Conn),
+    /// HTTP/2 on hyper (the worker still sends one request at a time, so connections =
+    /// concurrency).
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
+/// Why a request on an open connection failed.
+pub(crate) enum SendError {
+    /// A reused keep-alive connection the peer had closed while idle: retry on a fresh one.
+    Stale,
+    /// A real failure, in its class.
+    Failed(ErrorClass),
+}
+
 impl Sender {
-    /// Whether the peer or an error has closed it (then the worker reconnects, uncounted).
+    /// Whether it can take no more requests (then the worker reconnects, uncounted).
     pub(crate) fn is_closed(&self) -> bool {
         match self {
-            Sender::H1(s) => s.is_closed(),
+            Sender::H1(c) => c.closed,
             Sender::H2(s) => s.is_closed(),
         }
     }
 
-    /// Waits until the connection can take a request; `false` if it closed meanwhile.
-    pub(crate) async fn ready(&mut self) -> bool {
+    /// Sends one request for `ep` and reads the whole answer (so the connection can be
+    /// reused); returns the status.
+    pub(crate) async fn send(&mut self, ep: &Endpoint) -> Result<StatusCode, SendError> {
         match self {
-            Sender::H1(s) => s.ready().await.is_ok(),
-            Sender::H2(s) => s.ready().await.is_ok(),
+            Sender::H1(c) => match c.send(&ep.h1_request, ep.head).await {
+                Ok(code) => {
+                    StatusCode::from_u16(code).map_err(|_| SendError::Failed(ErrorClass::Other))
+                }
+                Err(H1Error::Stale) => Err(SendError::Stale),
+                Err(H1Error::Failed(class)) => Err(SendError::Failed(class)),
+            },
+            Sender::H2(s) => {
+                if s.ready().await.is_err() {
+                    return Err(SendError::Stale);
+                }
+                let mut req = Request::new(Full::new(Bytes::clone(&ep.body)));
+                *req.method_mut() = ep.method.clone();
+                *req.uri_mut() = ep.uri.clone();
+                *req.headers_mut() = ep.headers.clone();
+                *req.version_mut() = Version::HTTP_2;
+                let fail = |e: hyper::Error| SendError::Failed(classify_hyper(&e));
+                let resp = s.send_request(req).await.map_err(fail)?;
+                let status = resp.status();
+                let mut body = resp.into_body();
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(fail)?;
+                }
+                Ok(status)
+            }
         }
-    }
-
-    /// Sends one request and reads the whole body (so the connection can be reused).
-    pub(crate) async fn send(
-        &mut self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<StatusCode, ErrorClass> {
-        let resp = match self {
-            Sender::H1(s) => s.send_request(req).await,
-            Sender::H2(s) => s.send_request(req).await,
-        }
-        .map_err(|e| classify_hyper(&e))?;
-        let status = resp.status();
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|e| classify_hyper(&e))?;
-        }
-        Ok(status)
     }
 }
 
@@ -198,33 +214,30 @@ pub(crate) async fn connect(plan: &Plan, origin: &Origin) -> Result<Sender, Erro
             // Whatever breaks a handshake (an untrusted certificate, a peer that does not speak
             // TLS and answers garbage or closes) is a TLS failure from the user's side.
             .map_err(|_| ErrorClass::Tls)?;
-        handshake(TokioIo::new(tls), plan.http2).await
+        if plan.http2 {
+            h2_handshake(TokioIo::new(tls)).await
+        } else {
+            Ok(Sender::H1(H1Conn::new(Box::new(tls))))
+        }
+    } else if plan.http2 {
+        h2_handshake(TokioIo::new(stream)).await
     } else {
-        handshake(TokioIo::new(stream), plan.http2).await
+        Ok(Sender::H1(H1Conn::new(Box::new(stream))))
     }
 }
 
-async fn handshake<T>(io: T, http2: bool) -> Result<Sender, ErrorClass>
+async fn h2_handshake<T>(io: T) -> Result<Sender, ErrorClass>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    if http2 {
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| classify_hyper(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H2(sender))
-    } else {
-        let (sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| classify_hyper(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H1(sender))
-    }
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|e| classify_hyper(&e))?;
+    // HTTP/2 needs its connection driven all the time (pings, window updates): its own task.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H2(sender))
 }
 
 /// The class of a failed TCP connect.

@@ -75,6 +75,12 @@ pub enum LoadError {
     /// `set_rate` on a run started in the closed model (fixed concurrency, no rate).
     #[error("cannot set a rate on a closed-model load run (start it with a `rate` instead)")]
     ClosedModel,
+    /// A load thread (or its runtime) could not be started.
+    #[error("cannot start a load thread: {reason}")]
+    Thread {
+        /// The OS's reason.
+        reason: String,
+    },
     /// A serialized histogram from a journal that cannot be decoded.
     #[error("cannot decode histogram: {reason}")]
     BadHistogram {

@@ -24,6 +24,7 @@
 pub mod cli;
 pub(crate) mod client;
 pub mod error;
+pub(crate) mod h1;
 pub mod hist;
 pub(crate) mod schedule;
 pub mod spec;
@@ -86,13 +87,19 @@ pub struct LoadSummary {
 pub struct LoadHandle {
     shared: Arc<Shared>,
     sched_tx: Option<watch::Sender<Arc<Schedule>>>,
+    /// Workers on the caller's runtime (`threads: 0`).
     tasks: JoinSet<()>,
+    /// One per load thread, resolved when the thread's workers have all ended.
+    threads_done: Vec<tokio::sync::oneshot::Receiver<()>>,
     collector: tokio::task::JoinHandle<window::Totals>,
     collector_stop: CancellationToken,
 }
 
 /// Starts the load now. Must be called inside a tokio runtime. The spec is validated first:
-/// an error means nothing was sent. `cancel` abandons everything at once (requests in flight
+/// an error means nothing was sent. The workers run on their own threads (`threads`, default
+/// one per CPU), each a single-threaded runtime with its share of the connections, like wrk's
+/// threads: no cross-thread wake-ups on the request path, and the engine's own work cannot
+/// delay a request (nor the reverse); the collector runs on the caller's runtime. `cancel` abandons everything at once (requests in flight
 /// included); the normal end is [`LoadHandle::finish`].
 pub fn start(
     spec: &LoadSpec,
@@ -103,6 +110,7 @@ pub fn start(
     let cancel = cancel.child_token();
     let rate = plan.rate;
     let connections = plan.connections;
+    let threads = plan.threads;
     let shared = Arc::new(Shared {
         plan,
         t0: Instant::now(),
@@ -114,24 +122,77 @@ pub fn start(
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
+    let mut threads_done = Vec::new();
     let mut slots = Vec::with_capacity(connections + 1);
     let sched_tx = rate.map(|r| watch::channel(Arc::new(Schedule::constant(r))).0);
-    for _ in 0..connections {
-        let slot = Arc::new(Slot::default());
-        slots.push(slot.clone());
-        let shared = shared.clone();
-        match &sched_tx {
-            Some(tx) => {
-                tasks.spawn(worker::open_worker(shared, slot, tx.subscribe()));
+    // One group of workers (plus its heartbeat) per thread, or a single group on the caller's
+    // runtime when `threads` is 0.
+    let groups = match threads {
+        0 => 1,
+        n => n.min(connections),
+    };
+    for g in 0..groups {
+        let mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
+            Vec::new();
+        // The group's one permit to sleep on a future request (see `worker::open_worker`).
+        let sleeper = Arc::new(tokio::sync::Semaphore::new(1));
+        for _ in (g..connections).step_by(groups) {
+            let slot = Arc::new(Slot::default());
+            slots.push(slot.clone());
+            let shared = shared.clone();
+            futures.push(match &sched_tx {
+                Some(tx) => Box::pin(worker::open_worker(
+                    shared,
+                    slot,
+                    tx.subscribe(),
+                    sleeper.clone(),
+                )),
+                None => Box::pin(worker::closed_worker(shared, slot)),
+            });
+        }
+        let hb = Arc::new(Slot::default());
+        slots.push(hb.clone());
+        futures.push(Box::pin(worker::heartbeat(shared.clone(), hb)));
+        if threads == 0 {
+            for f in futures {
+                tasks.spawn(f);
             }
-            None => {
-                tasks.spawn(worker::closed_worker(shared, slot));
-            }
+            continue;
+        }
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        threads_done.push(done_rx);
+        let spawned = std::thread::Builder::new()
+            .name(format!("gameday-load-{g}"))
+            .spawn(move || {
+                // Built here, not on the caller's thread: a runtime must not be dropped inside
+                // another runtime, which a failed spawn would otherwise do.
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async move {
+                        let mut set = JoinSet::new();
+                        for f in futures {
+                            set.spawn(f);
+                        }
+                        while set.join_next().await.is_some() {}
+                    }),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        thread = g,
+                        "cannot build a load thread's runtime: its connections send nothing"
+                    ),
+                }
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = spawned {
+            // Threads already started stop with the token.
+            shared.cancel.cancel();
+            return Err(LoadError::Thread {
+                reason: e.to_string(),
+            });
         }
     }
-    let hb = Arc::new(Slot::default());
-    slots.push(hb.clone());
-    tasks.spawn(worker::heartbeat(shared.clone(), hb));
     let collector_stop = CancellationToken::new();
     let collector = tokio::spawn(window::collect(
         shared.clone(),
@@ -145,6 +206,7 @@ pub fn start(
             shared,
             sched_tx,
             tasks,
+            threads_done,
             collector,
             collector_stop,
         },
@@ -212,8 +274,12 @@ impl LoadHandle {
         shared.stopping.store(true, Ordering::Release);
         shared.stop.cancel();
         let drain = shared.plan.timeout + shared.plan.connect_timeout + Duration::from_secs(1);
+        let threads_done = std::mem::take(&mut self.threads_done);
         let joined = tokio::time::timeout(drain, async {
             while self.tasks.join_next().await.is_some() {}
+            for done in threads_done {
+                let _ = done.await;
+            }
         })
         .await;
         if joined.is_err() {
@@ -221,6 +287,8 @@ impl LoadHandle {
                 ?drain,
                 "load workers did not drain in time; abandoning requests in flight"
             );
+            // Load threads end their workers on the hard token.
+            shared.cancel.cancel();
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }

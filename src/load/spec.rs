@@ -59,6 +59,10 @@ pub struct LoadSpec {
     /// PEM file of CA certificates to trust for `https://` instead of the built-in web roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Threads the generator runs on, each with its own single-threaded runtime and its share
+    /// of the connections. Default: one per CPU. 0: on the caller's tokio runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 /// One request the load sends, picked in proportion to its weight.
@@ -169,6 +173,10 @@ pub(crate) struct Endpoint {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The whole HTTP/1.1 request, encoded once (the HTTP/1.1 path writes these bytes as is).
+    pub h1_request: Bytes,
+    /// A HEAD request: its answer has no body whatever its headers say.
+    pub head: bool,
 }
 
 /// A validated, fully resolved load: what [`super::start`] runs.
@@ -185,6 +193,8 @@ pub(crate) struct Plan {
     pub http2: bool,
     pub max_lag: Duration,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Load threads; 0 = the caller's runtime.
+    pub threads: usize,
 }
 
 impl LoadSpec {
@@ -201,6 +211,7 @@ impl LoadSpec {
             max_lag: None,
             insecure: false,
             ca_file: None,
+            threads: None,
         }
     }
 
@@ -291,6 +302,9 @@ impl LoadSpec {
             http2: self.http2,
             max_lag,
             tls,
+            threads: self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         })
     }
 }
@@ -346,12 +360,18 @@ fn resolve_endpoint(ep: &EndpointSpec, http2: bool) -> Result<(Origin, Endpoint)
         }
         headers.insert(n, v);
     }
+    let body = Bytes::from(ep.body.clone().unwrap_or_default());
+    let pq = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    let h1_request = super::h1::encode_request(&method, &pq, &headers, &body);
     let uri = if http2 {
         uri
     } else {
-        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         Uri::builder()
-            .path_and_query(pq)
+            .path_and_query(pq.as_str())
             .build()
             .map_err(|e| bad(&e.to_string()))?
     };
@@ -359,10 +379,12 @@ fn resolve_endpoint(ep: &EndpointSpec, http2: bool) -> Result<(Origin, Endpoint)
         Origin { tls, host, port },
         Endpoint {
             origin: 0,
+            head: method == Method::HEAD,
             method,
             uri,
             headers,
-            body: Bytes::from(ep.body.clone().unwrap_or_default()),
+            body,
+            h1_request,
         },
     ))
 }

@@ -230,14 +230,14 @@ impl WindowCounts {
         self.dropped += t.dropped;
         self.late += t.late;
         for &(lat, svc) in &t.timed {
-            h.latency.saturating_record(lat);
-            h.service.saturating_record(svc);
+            h.latency.saturating_record(u64::from(lat));
+            h.service.saturating_record(u64::from(svc));
         }
         for &l in &t.lag {
-            h.lag.saturating_record(l);
+            h.lag.saturating_record(u64::from(l));
         }
         for &b in &t.heartbeat {
-            heartbeat.saturating_record(b);
+            heartbeat.saturating_record(u64::from(b));
         }
     }
 
