@@ -7,7 +7,9 @@
 //! - a fresh connection per round trip (adds the proxy's accept, backend connect and task
 //!   spawn).
 //!
-//! Percentiles come from the sorted samples (a few tens of thousands: no histogram needed).
+//! Direct and proxied samples are taken alternately, one by one, so that both see the same
+//! machine noise (the build machines are shared and loaded). Percentiles come from the sorted
+//! samples (a few tens of thousands: no histogram needed).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -56,17 +58,40 @@ async fn rtt(s: &mut TcpStream) -> Duration {
     t.elapsed()
 }
 
-async fn kept_alive(addr: SocketAddr, n: usize) -> Vec<Duration> {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
+/// Alternate round trips between the two addresses, so both sample sets see the same
+/// moments of machine noise (on a shared, loaded machine, separate runs do not).
+async fn kept_alive_interleaved(
+    a: SocketAddr,
+    b: SocketAddr,
+    n: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut sa = TcpStream::connect(a).await.unwrap();
+    let mut sb = TcpStream::connect(b).await.unwrap();
+    sa.set_nodelay(true).unwrap();
+    sb.set_nodelay(true).unwrap();
     for _ in 0..1000 {
-        rtt(&mut s).await; // warm up
+        rtt(&mut sa).await;
+        rtt(&mut sb).await;
     }
-    let mut v = Vec::with_capacity(n);
+    let (mut va, mut vb) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
-        v.push(rtt(&mut s).await);
+        va.push(rtt(&mut sa).await);
+        vb.push(rtt(&mut sb).await);
     }
-    v
+    (va, vb)
+}
+
+async fn fresh_interleaved(
+    a: SocketAddr,
+    b: SocketAddr,
+    n: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut va, mut vb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        va.extend(fresh(a, 1).await);
+        vb.extend(fresh(b, 1).await);
+    }
+    (va, vb)
 }
 
 async fn fresh(addr: SocketAddr, n: usize) -> Vec<Duration> {
@@ -139,9 +164,11 @@ fn main() {
             .await
             .unwrap();
         let p = proxy.local_addr();
-        println!("# round trips of 64 bytes over loopback, no fault active");
-        let d = line("kept-alive direct", kept_alive(backend, n).await);
-        let x = line("kept-alive via proxy", kept_alive(p, n).await);
+        println!("# round trips of 64 bytes over loopback, no fault active; direct and proxied");
+        println!("# samples interleaved one by one, so both see the same machine noise");
+        let (dv, xv) = kept_alive_interleaved(backend, p, n).await;
+        let d = line("kept-alive direct", dv);
+        let x = line("kept-alive via proxy", xv);
         println!(
             "{:<28} p50=+{:.1}us p99=+{:.1}us p99.9=+{:.1}us",
             "kept-alive proxy overhead",
@@ -150,10 +177,9 @@ fn main() {
             x[3] - d[3]
         );
         for (name, addr) in &also {
-            let y = line(
-                &format!("kept-alive via {name}"),
-                kept_alive(*addr, n).await,
-            );
+            let (dv, yv) = kept_alive_interleaved(backend, *addr, n).await;
+            let d = line("kept-alive direct", dv);
+            let y = line(&format!("kept-alive via {name}"), yv);
             println!(
                 "{:<28} p50=+{:.1}us p99=+{:.1}us p99.9=+{:.1}us",
                 format!("kept-alive {name} overhead"),
@@ -163,8 +189,9 @@ fn main() {
             );
         }
         let m = (n / 10).max(100);
-        let d = line("new connection direct", fresh(backend, m).await);
-        let x = line("new connection via proxy", fresh(p, m).await);
+        let (dv, xv) = fresh_interleaved(backend, p, m).await;
+        let d = line("new connection direct", dv);
+        let x = line("new connection via proxy", xv);
         println!(
             "{:<28} p50=+{:.1}us p99=+{:.1}us p99.9=+{:.1}us",
             "new-connection overhead",
@@ -173,7 +200,8 @@ fn main() {
             x[3] - d[3]
         );
         for (name, addr) in &also {
-            line(&format!("new connection via {name}"), fresh(*addr, m).await);
+            let (_, yv) = fresh_interleaved(backend, *addr, m).await;
+            line(&format!("new connection via {name}"), yv);
         }
         cancel.cancel();
     });

@@ -47,6 +47,9 @@ pub enum Command {
     Load(crate::load::cli::LoadArgs),
     /// Run the built-in demo service (frontend or backend), as the demo scenario's fleet does.
     DemoService(crate::demo::DemoArgs),
+    /// Re-render a run's report from its journal.json, or compare it with an older run
+    /// (exit 1 on a regression).
+    Report(crate::report::cli::ReportArgs),
 }
 
 /// `gameday plan`.

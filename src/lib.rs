@@ -3,7 +3,7 @@
 //! The flow, and the folders that hold it: a [`scenario`] (YAML) is parsed and validated into
 //! a plan; the [`engine`] runs its timeline, injecting faults into [`targets`] through a
 //! write-ahead ledger and reverting them on every way out; the [`load`] generator drives the
-//! system all along and measures what users would feel; the report says what happened.
+//! system all along and measures what users would feel; the [`report`] says what happened.
 //! [`observe`] holds the runner's own logs; [`cli`] and [`commands`] are the front door.
 
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod load;
 pub mod observe;
+pub mod report;
 pub mod scenario;
 pub mod targets;
 
@@ -48,6 +49,13 @@ pub fn run(cli: Cli) -> i32 {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("gameday demo-service: {e:#}");
+                commands::EXIT_INVALID
+            }
+        },
+        Command::Report(a) => match report::cli::run(a) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("gameday: {e:#}");
                 commands::EXIT_INVALID
             }
         },

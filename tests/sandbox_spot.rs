@@ -168,3 +168,27 @@ async fn a_count_picks_among_instances_not_yet_noticed() {
     assert!(err.to_string().contains("4 instance(s) asked"), "{err}");
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn plan_resolves_instances_from_the_configuration_and_enforces_the_blast_radius_cap() {
+    let config: gameday::targets::local::config::LocalTarget = serde_saphyr::from_str(
+        "services:\n  - name: backend\n    command: [sleep, '60']\n    replicas: 4\n    instance_size: 2\nmax_percent: 50\n",
+    )
+    .unwrap();
+    let sandbox = SandboxNet::new(CancellationToken::new()).with_plan(config);
+    // Nothing runs: plan sees the configured instances.
+    let spec: SpotSpec = serde_saphyr::from_str("service: backend\ninstances: 1\n").unwrap();
+    let r = SpotFault::new("one", spec, sandbox.clone())
+        .resolve()
+        .await
+        .unwrap();
+    assert_eq!(r.eligible, 2);
+    assert_eq!(r.cap, Some(2));
+    // Two instances of two replicas each = every replica: over the 50 % cap.
+    let spec: SpotSpec = serde_saphyr::from_str("service: backend\ninstances: 2\n").unwrap();
+    let err = SpotFault::new("all", spec, sandbox.clone())
+        .resolve()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("blast-radius cap of 2"), "{err}");
+}

@@ -78,7 +78,7 @@ pub async fn http_get(url: &str) -> Result<(u16, String), String> {
     let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
         .await
         .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     let status = resp.status().as_u16();
     let body = resp
         .into_body()
@@ -87,4 +87,17 @@ pub async fn http_get(url: &str) -> Result<(u16, String), String> {
         .map_err(|e| e.to_string())?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// An error with its sources, `outer: inner: ...` (hyper's own message is only "connection
+/// error"; the cause says reset or closed).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

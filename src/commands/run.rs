@@ -63,6 +63,11 @@ pub async fn run(args: &RunArgs) -> i32 {
     ) {
         eprintln!("gameday: cannot write {}: {e}", journal.display());
     }
+    // The report: journal.json, report.md, report.html, junit.xml in the run folder.
+    let report = crate::report::journal_from_run(&result, &loaded);
+    if let Err(e) = crate::report::write_all(&report, &result.run_dir) {
+        eprintln!("gameday: cannot write the report: {e}");
+    }
     let verdict = match result.outcome {
         Outcome::Held => "HYPOTHESIS HELD".to_string(),
         Outcome::Violated => "HYPOTHESIS VIOLATED".to_string(),

@@ -305,7 +305,7 @@ pub async fn run(
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
     let root = CancellationToken::new();
-    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root);
+    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes);
     let target_configs: BTreeMap<String, serde_json::Value> = targets
         .all()
         .iter()
@@ -460,6 +460,13 @@ pub async fn run(
     if let Some(spec) = &s.load {
         match load::start(spec, root.child_token()) {
             Ok((handle, mut rx)) => {
+                // Windows count from the load's own start, which comes after the targets
+                // started; phases, faults and events count from `t0`. Put the windows on the
+                // run's clock, or a phase would be judged on another phase's seconds.
+                let clock_offset_s = handle
+                    .started_at()
+                    .saturating_duration_since(t0)
+                    .as_secs_f64();
                 load_handle = Some(Arc::new(handle));
                 let windows = windows.clone();
                 let abort = abort.clone();
@@ -477,7 +484,8 @@ pub async fn run(
                     })
                     .collect();
                 monitor = Some(tokio::spawn(async move {
-                    while let Some(w) = rx.recv().await {
+                    while let Some(mut w) = rx.recv().await {
+                        w.start_s += clock_offset_s;
                         let slo_now: Vec<(String, bool)> = slo_objectives
                             .iter()
                             .map(|(n, o)| (n.clone(), o.window_met(&w)))

@@ -685,6 +685,30 @@ fn check_kind(
             K(field),
         ])
     };
+    if let Some(spec) = f.kubernetes_spec().filter(|k| k.kind() == kind) {
+        if let Err(e) = spec.validate() {
+            let field = match &e {
+                crate::targets::kubernetes::spec::SpecError::ModeValue { .. } => "mode",
+                crate::targets::kubernetes::spec::SpecError::Field { field, .. } => {
+                    match field.as_str() {
+                        "names" => "names",
+                        "selector" => "selector",
+                        "latency" => "latency",
+                        "loss_percent" => "loss_percent",
+                        "interface" => "interface",
+                        "eviction_timeout" => "eviction_timeout",
+                        _ => "",
+                    }
+                }
+            };
+            let path = if field.is_empty() {
+                p(&[K("phases"), I(pi), K("faults"), I(fi), K(kind_key(kind))])
+            } else {
+                at(field)
+            };
+            push(path, format!("fault `{label}`: {e}"));
+        }
+    }
     if let ("process_kill", Some(pk)) = (kind, &f.process_kill) {
         let services: Vec<&str> = s
             .target

@@ -94,7 +94,8 @@ pub struct NetworkSpec {
     /// The fleet service whose incoming link is hit (every client of it feels the fault,
     /// including the load when it is the entry point).
     pub service: String,
-    /// Delay added to each chunk of data (`200ms`).
+    /// Delay added to each chunk of data (`200ms`), in each direction hit: with
+    /// `direction: both` a request/response round trip gets it twice.
     #[serde(default)]
     pub latency: Option<Dur>,
     /// Random spread around the latency, plus or minus (`50ms`).

@@ -54,10 +54,7 @@ impl SpotFault {
     /// the sandbox runs, for `plan`: every configured instance).
     fn eligible(&self) -> Vec<String> {
         let of_service = |i: &String| match &self.spec.service {
-            Some(svc) => i
-                .strip_prefix(svc.as_str())
-                .and_then(|rest| rest.strip_prefix("-i"))
-                .is_some_and(|n| n.parse::<u32>().is_ok()),
+            Some(svc) => runs_service(i, svc),
             None => true,
         };
         if !self.sandbox.is_running() && self.sandbox.planned().is_some() {
@@ -114,6 +111,45 @@ impl SpotFault {
     }
 }
 
+/// Whether instance `instance` (named by [`super::net::instance_name`]) holds `service`'s
+/// replicas.
+fn runs_service(instance: &str, service: &str) -> bool {
+    instance
+        .strip_prefix(service)
+        .and_then(|rest| rest.strip_prefix("-i"))
+        .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+impl SpotFault {
+    /// The blast-radius check of the local target (`max_percent` of a service's replicas),
+    /// counting every replica on the picked instances. Returns the cap, in replicas, of the
+    /// service the fault is restricted to, if any.
+    fn check_cap(&self, picked: &[String]) -> Result<Option<usize>, TargetError> {
+        let Some(config) = self.sandbox.planned() else {
+            return Ok(None);
+        };
+        let mut own_cap = None;
+        for svc in &config.services {
+            let replicas = svc.replicas as usize;
+            let cap = (replicas as f64 * config.max_percent / 100.0).floor() as usize;
+            if self.spec.service.as_deref() == Some(svc.name.as_str()) {
+                own_cap = Some(cap);
+            }
+            let instances = picked.iter().filter(|i| runs_service(i, &svc.name)).count();
+            let hit = (instances * svc.instance_size.max(1) as usize).min(replicas);
+            if hit > cap {
+                return Err(self.selection_error(format!(
+                    "would take {hit} of {replicas} replicas of `{}` ({instances} instance(s)), over \
+                     the blast-radius cap of {cap} (target.local.max_percent: {}%); interrupt fewer \
+                     instances or raise max_percent on purpose",
+                    svc.name, config.max_percent
+                )));
+            }
+        }
+        Ok(own_cap)
+    }
+}
+
 fn invalid(name: &str, e: impl std::fmt::Display) -> TargetError {
     TargetError::Invalid(format!("fault {name}: {e}"))
 }
@@ -131,10 +167,11 @@ impl Fault for SpotFault {
             .map_err(|e| invalid(&self.name, e))?;
         let eligible = self.eligible();
         let picked = self.pick(&eligible)?;
+        let cap = self.check_cap(&picked)?;
         Ok(Resolution {
             targets: picked,
             eligible: eligible.len(),
-            cap: None,
+            cap,
             notes: vec![format!(
                 "{} notice, then the instance's processes are terminated (irreversible)",
                 humantime::format_duration(notice)
