@@ -251,7 +251,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
             outcome: outcome(r.outcome),
             abort_reason: r.abort_reason.clone(),
         },
-        scenario: serde_json::to_value(s).unwrap_or_default(),
+        scenario: redact(serde_json::to_value(s).unwrap_or_default()),
         targets: r
             .targets
             .iter()
@@ -298,4 +298,32 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
     };
     analysis::analyse(&mut j, good_seconds(loaded));
     j
+}
+
+/// The scenario as kept in the journal, without the values that commonly hold credentials:
+/// every value under an `env` map (a service's environment) or a `headers` map (the load's
+/// `Authorization`...) becomes `<redacted>`; the keys stay, so the journal still shows what
+/// was set. Regression: a planted `DB_PASSWORD` reached journal.json
+/// (`tests/security.rs`).
+fn redact(mut v: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match (k.as_str(), x) {
+                        ("env" | "headers", serde_json::Value::Object(vals)) => {
+                            for val in vals.values_mut() {
+                                *val = serde_json::Value::from("<redacted>");
+                            }
+                        }
+                        (_, x) => walk(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
 }

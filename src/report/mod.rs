@@ -119,7 +119,19 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, contents).map_err(err)?;
+    // Owner and group only (0640) whatever the umask, like the ledger beside it.
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&tmp)
+            .map_err(err)?;
+        f.write_all(contents).map_err(err)?;
+    }
     fs::rename(&tmp, path).map_err(err)
 }
 
@@ -192,7 +204,9 @@ pub fn run_dir(
             format!("{stem}-{n}")
         };
         let path = base.join(name);
-        match fs::create_dir(&path) {
+        match std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o750)
+            .create(&path)
+        {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
             Err(source) => return Err(ReportError::Write { path, source }),

@@ -9,7 +9,6 @@ pub mod journal;
 pub mod k8s_local;
 pub mod k8s_mock;
 pub mod moto;
-pub mod journal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
