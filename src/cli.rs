@@ -45,6 +45,8 @@ pub enum Command {
     /// Drive HTTP load at a URL and measure it, on its own: open model with --rate
     /// (coordinated-omission corrected), closed model without.
     Load(crate::load::cli::LoadArgs),
+    /// Run the built-in demo service (frontend or backend), as the demo scenario's fleet does.
+    DemoService(crate::demo::DemoArgs),
     /// Re-render a run's report from its journal.json, or compare it with an older run
     /// (exit 1 on a regression).
     Report(crate::report::cli::ReportArgs),

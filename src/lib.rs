@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod engine;
 pub mod load;
 pub mod observe;
@@ -41,6 +42,13 @@ pub fn run(cli: Cli) -> i32 {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("gameday load: {e:#}");
+                commands::EXIT_INVALID
+            }
+        },
+        Command::DemoService(a) => match rt.block_on(demo::run(a)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("gameday demo-service: {e:#}");
                 commands::EXIT_INVALID
             }
         },

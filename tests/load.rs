@@ -304,7 +304,7 @@ fn cli_json_and_hdr_log() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.hlog");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gameday"))
+    let out = crate::support::cmd()
         .args([
             "load",
             &server.url("/"),

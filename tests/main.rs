@@ -4,9 +4,13 @@ mod support;
 
 mod cli_validate;
 mod engine_run;
+mod k8s_cli;
+mod k8s_e2e;
+mod k8s_mock;
 mod load;
 mod metrics;
 mod report;
+mod sandbox_demo;
 mod sandbox_dns;
 mod sandbox_proxy;
 mod sandbox_spot;

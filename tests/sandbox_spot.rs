@@ -89,12 +89,19 @@ async fn metadata_answers_404_until_noticed_then_ec2s_json_and_the_instance_is_t
     let fault = SpotFault::new("reclaim", spec, sandbox.clone());
     let prepared = fault.prepare().await.unwrap();
     assert!(prepared.irreversible);
+    // While noticed, an instance cannot be picked again.
+    let again: SpotSpec = serde_saphyr::from_str("instances: [spot-a]\n").unwrap();
+    let early = SpotFault::new("again", again, sandbox.clone());
     assert_eq!(prepared.targets, vec!["spot-a".to_string()]);
     fault
         .inject(&prepared, SystemTime::now() + Duration::from_secs(60))
         .await
         .unwrap();
 
+    assert!(
+        early.resolve().await.is_err(),
+        "a noticed instance was picked again"
+    );
     let (status, body) = http_get(&url).await.unwrap();
     assert_eq!(status, 200);
     let notice: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -129,12 +136,13 @@ async fn metadata_answers_404_until_noticed_then_ec2s_json_and_the_instance_is_t
 
     // Revert says there is nothing to undo, and does not fail.
     spot_fault::revert(&sandbox, &prepared.undo).unwrap();
-    // A second interruption of the same instance is refused: it is already noticed.
-    let spec: SpotSpec = serde_saphyr::from_str("instances: [spot-a]\n").unwrap();
-    assert!(SpotFault::new("again", spec, sandbox.clone())
-        .resolve()
-        .await
-        .is_err());
+    // What comes up under that name next is a fresh instance: no notice (bounded wait, the
+    // reset follows the termination).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while http_get(&url).await.unwrap().0 != 404 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(http_get(&url).await.unwrap().0, 404);
     sandbox.shutdown().await;
 }
 

@@ -59,6 +59,8 @@ pub async fn build(file: &Path) -> Result<PlanReport, scenario::diagnostic::Diag
         Path::new("/nonexistent-gameday-plan"),
         None,
         &CancellationToken::new(),
+        // `plan` has no --yes: a context mismatch shows as each fault's resolution error.
+        false,
     );
     let mut faults = Vec::new();
     let mut objs: Vec<(String, Box<dyn Fault>)> = Vec::new();

@@ -301,7 +301,7 @@ pub async fn run(
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
     let root = CancellationToken::new();
-    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root);
+    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes);
     let target_configs: BTreeMap<String, serde_json::Value> = targets
         .all()
         .iter()

@@ -18,7 +18,11 @@ pub enum LogFormat {
 /// Installs the global subscriber. `level` is an `EnvFilter` directive (`info`,
 /// `gameday=debug`); `RUST_LOG` wins when set.
 pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // hickory-server logs every DNS query of the sandbox at info: keep those out of the
+    // runner's log unless asked for by name.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("hickory_server=warn,hickory_proto=warn,{level}"))
+    });
     let result = match format {
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)

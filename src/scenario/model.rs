@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Dur;
 use crate::load::{LoadSpec, PhaseLoad};
+use crate::targets::kubernetes::spec::{
+    ContainerKillSpec, DnsFailureSpec, KubernetesConfig, NetworkLatencySpec, NodeDrainSpec,
+    PodKillSpec,
+};
 use crate::targets::local::config::LocalTarget;
 use crate::targets::local::process_kill::ProcessKillSpec;
+use crate::targets::local::spec::{DnsSpec, NetworkSpec, SpotSpec};
 
 /// The only `apiVersion` this gameday reads.
 pub const API_VERSION: &str = "gameday/v1";
@@ -75,6 +80,9 @@ pub struct TargetSpec {
     /// The embedded local sandbox: real processes that gameday starts and supervises.
     #[serde(default)]
     pub local: Option<LocalTarget>,
+    /// A Kubernetes cluster, reached through a kubeconfig context the scenario names.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 impl TargetSpec {
@@ -83,6 +91,9 @@ impl TargetSpec {
         let mut v = Vec::new();
         if self.local.is_some() {
             v.push("local");
+        }
+        if self.kubernetes.is_some() {
+            v.push("kubernetes");
         }
         v
     }
@@ -261,6 +272,32 @@ pub struct FaultEntry {
     /// Kill processes of a local service.
     #[serde(default)]
     pub process_kill: Option<ProcessKillSpec>,
+    /// Toxics (latency, loss, reset, blackhole, bandwidth, slow close) on the link into a
+    /// local service, through gameday's proxy.
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+    /// Wrong answers (NXDOMAIN, SERVFAIL, REFUSED, timeout, wrong address) from the local
+    /// sandbox's DNS server for name patterns.
+    #[serde(default)]
+    pub dns: Option<DnsSpec>,
+    /// A spot interruption notice on local instances, then their termination. Irreversible.
+    #[serde(default)]
+    pub spot_interruption: Option<SpotSpec>,
+    /// Delete Kubernetes pods (their controllers replace them).
+    #[serde(default)]
+    pub pod_kill: Option<PodKillSpec>,
+    /// Signal the main process of containers in Kubernetes pods.
+    #[serde(default)]
+    pub container_kill: Option<ContainerKillSpec>,
+    /// Cordon Kubernetes nodes and evict their pods, honouring disruption budgets.
+    #[serde(default)]
+    pub node_drain: Option<NodeDrainSpec>,
+    /// Delay or drop the traffic of Kubernetes pods (tc netem).
+    #[serde(default)]
+    pub network_latency: Option<NetworkLatencySpec>,
+    /// Fail DNS names cluster-wide (CoreDNS) or for selected pods.
+    #[serde(default)]
+    pub dns_failure: Option<DnsFailureSpec>,
 }
 
 /// A follow-up to carry into the report.
@@ -307,18 +344,42 @@ pub struct PlaybookStep {
 
 impl FaultEntry {
     /// Every fault kind, by its scenario key.
-    pub const ALL_KINDS: &'static [&'static str] = &["process_kill"];
+    pub const ALL_KINDS: &'static [&'static str] = &[
+        "process_kill",
+        "network",
+        "dns",
+        "spot_interruption",
+        "pod_kill",
+        "container_kill",
+        "node_drain",
+        "network_latency",
+        "dns_failure",
+    ];
 
     /// Whether the fault lasts until reverted (latency, a drain) rather than being an
     /// instant action (a kill).
     pub fn is_durable(&self) -> bool {
-        !self.kinds().iter().all(|k| matches!(*k, "process_kill"))
+        !self.kinds().iter().all(|k| {
+            matches!(
+                *k,
+                "process_kill" | "spot_interruption" | "pod_kill" | "container_kill"
+            )
+        })
     }
 
     /// What the fault acts on, for overlap checks (`local:backend`).
     pub fn scope(&self) -> Option<String> {
         if let Some(pk) = &self.process_kill {
             return Some(format!("local service {}", pk.service));
+        }
+        if let Some(n) = &self.network {
+            return Some(format!("local link into {}", n.service));
+        }
+        if let Some(d) = &self.dns {
+            return Some(format!("local dns {}", d.names.join(",")));
+        }
+        if self.spot_interruption.is_some() {
+            return Some("local spot instances".into());
         }
         None
     }
@@ -329,12 +390,51 @@ impl FaultEntry {
         if self.process_kill.is_some() {
             v.push("process_kill");
         }
+        if self.network.is_some() {
+            v.push("network");
+        }
+        if self.dns.is_some() {
+            v.push("dns");
+        }
+        if self.spot_interruption.is_some() {
+            v.push("spot_interruption");
+        }
+        if self.pod_kill.is_some() {
+            v.push("pod_kill");
+        }
+        if self.container_kill.is_some() {
+            v.push("container_kill");
+        }
+        if self.node_drain.is_some() {
+            v.push("node_drain");
+        }
+        if self.network_latency.is_some() {
+            v.push("network_latency");
+        }
+        if self.dns_failure.is_some() {
+            v.push("dns_failure");
+        }
         v
     }
 
     /// The target each fault kind belongs to.
     pub fn target_of_kind(kind: &str) -> &'static str {
-        let _ = kind;
-        "local"
+        if crate::targets::kubernetes::FAULT_KINDS.contains(&kind) {
+            "kubernetes"
+        } else {
+            "local"
+        }
+    }
+
+    /// The Kubernetes fault spec set on this entry, if any.
+    pub fn kubernetes_spec(&self) -> Option<crate::targets::kubernetes::KubeFaultSpec> {
+        use crate::targets::kubernetes::KubeFaultSpec as K;
+        self.pod_kill
+            .clone()
+            .map(K::PodKill)
+            .or_else(|| self.container_kill.clone().map(K::ContainerKill))
+            .or_else(|| self.node_drain.clone().map(K::NodeDrain))
+            .or_else(|| self.network_latency.clone().map(K::NetworkLatency))
+            .or_else(|| self.dns_failure.clone().map(K::DnsFailure))
     }
 }

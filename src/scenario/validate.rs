@@ -512,6 +512,30 @@ fn check_kind(
             K(field),
         ])
     };
+    if let Some(spec) = f.kubernetes_spec().filter(|k| k.kind() == kind) {
+        if let Err(e) = spec.validate() {
+            let field = match &e {
+                crate::targets::kubernetes::spec::SpecError::ModeValue { .. } => "mode",
+                crate::targets::kubernetes::spec::SpecError::Field { field, .. } => {
+                    match field.as_str() {
+                        "names" => "names",
+                        "selector" => "selector",
+                        "latency" => "latency",
+                        "loss_percent" => "loss_percent",
+                        "interface" => "interface",
+                        "eviction_timeout" => "eviction_timeout",
+                        _ => "",
+                    }
+                }
+            };
+            let path = if field.is_empty() {
+                p(&[K("phases"), I(pi), K("faults"), I(fi), K(kind_key(kind))])
+            } else {
+                at(field)
+            };
+            push(path, format!("fault `{label}`: {e}"));
+        }
+    }
     if let ("process_kill", Some(pk)) = (kind, &f.process_kill) {
         let services: Vec<&str> = s
             .target
@@ -547,6 +571,93 @@ fn check_kind(
                     at("percent"),
                     format!("fault `{label}`: percent {pc} must be in (0, 100]"),
                 );
+            }
+        }
+    }
+    let local_services: Vec<&crate::targets::local::config::ServiceSpec> = s
+        .target
+        .local
+        .iter()
+        .flat_map(|l| l.services.iter())
+        .collect();
+    let spec_err = |e: crate::targets::local::spec::SpecError| -> (&'static str, String) {
+        use crate::targets::local::spec::SpecError as E;
+        let field = match &e {
+            E::Range { field, .. } | E::Invalid { field, .. } => *field,
+            E::Empty(_) => "",
+        };
+        (field, format!("fault `{label}`: {e}"))
+    };
+    let mut report = |field: &'static str, msg: String| {
+        if field.is_empty() {
+            push(
+                p(&[K("phases"), I(pi), K("faults"), I(fi), K(kind_key(kind))]),
+                msg,
+            )
+        } else {
+            push(at(field), msg)
+        }
+    };
+    if let ("network", Some(n)) = (kind, &f.network) {
+        if let Err(e) = n.link_faults() {
+            let (field, msg) = spec_err(e);
+            report(field, msg);
+        }
+        if s.target.local.is_some() {
+            match local_services.iter().find(|x| x.name == n.service) {
+                None => report(
+                    "service",
+                    format!(
+                        "fault `{label}`: no local service named `{}`; services are: {}",
+                        n.service,
+                        local_services
+                            .iter()
+                            .map(|x| x.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Some(svc) if svc.port.is_none() => report(
+                    "service",
+                    format!(
+                        "fault `{label}`: service `{}` has no `port`, so no proxy carries its link; give it a port",
+                        n.service
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    if let ("dns", Some(d)) = (kind, &f.dns) {
+        if let Err(e) = d.rule() {
+            let (field, msg) = spec_err(e);
+            report(field, msg);
+        }
+    }
+    if let ("spot_interruption", Some(sp)) = (kind, &f.spot_interruption) {
+        if let Err(e) = sp.notice_period() {
+            let (field, msg) = spec_err(e);
+            report(field, msg);
+        }
+        if let crate::targets::local::spec::InstanceSelector::Names(names) = &sp.instances {
+            let known: Vec<String> = local_services
+                .iter()
+                .flat_map(|svc| {
+                    let size = svc.instance_size.max(1);
+                    (0..svc.replicas.div_ceil(size))
+                        .map(|i| crate::targets::local::net::instance_name(&svc.name, i))
+                })
+                .collect();
+            for n in names {
+                if s.target.local.is_some() && !known.contains(n) {
+                    report(
+                        "instances",
+                        format!(
+                            "fault `{label}`: no local instance named `{n}`; instances are: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
             }
         }
     }

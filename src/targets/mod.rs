@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod kubernetes;
 pub mod local;
 pub mod registry;
 

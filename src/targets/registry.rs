@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::kubernetes::KubernetesTarget;
 use super::local::LocalSandbox;
 use super::{Fault, Target, TargetError};
 use crate::engine::ledger::Ledger;
@@ -16,6 +17,8 @@ use crate::scenario::model::{FaultEntry, Scenario};
 pub struct Targets {
     /// The local sandbox, when configured.
     pub local: Option<LocalSandbox>,
+    /// The Kubernetes cluster, when configured.
+    pub kubernetes: Option<KubernetesTarget>,
 }
 
 impl Targets {
@@ -25,11 +28,18 @@ impl Targets {
         dir: &Path,
         ledger: Option<Arc<Ledger>>,
         cancel: &CancellationToken,
+        yes: bool,
     ) -> Self {
         Targets {
             local: s.target.local.clone().map(|c| {
                 LocalSandbox::new(c, dir.to_path_buf(), ledger.clone(), cancel.child_token())
             }),
+            // Reads the kubeconfig and checks the context; connects on first use.
+            kubernetes: s
+                .target
+                .kubernetes
+                .clone()
+                .map(|c| KubernetesTarget::new(c, yes)),
         }
     }
 
@@ -41,6 +51,9 @@ impl Targets {
         for name in configs.keys() {
             match name.as_str() {
                 "local" => t.local = Some(LocalSandbox::for_recovery()),
+                "kubernetes" => {
+                    t.kubernetes = Some(KubernetesTarget::for_recovery(&configs[name])?)
+                }
                 other => {
                     return Err(TargetError::Invalid(format!(
                         "the ledger names target `{other}`, which this gameday cannot rebuild"
@@ -57,6 +70,9 @@ impl Targets {
         if let Some(l) = &self.local {
             v.push(l);
         }
+        if let Some(k) = &self.kubernetes {
+            v.push(k);
+        }
         v
     }
 
@@ -69,6 +85,9 @@ impl Targets {
     pub fn fault(&self, name: &str, entry: &FaultEntry) -> Result<Box<dyn Fault>, TargetError> {
         if let Some(f) = self.local.as_ref().and_then(|l| l.fault(name, entry)) {
             return Ok(f);
+        }
+        if let (Some(k), Some(spec)) = (&self.kubernetes, entry.kubernetes_spec()) {
+            return Ok(k.fault(name, spec));
         }
         Err(TargetError::Invalid(format!(
             "fault `{name}`: no configured target handles its kind"

@@ -4,6 +4,8 @@
 
 pub mod http;
 pub mod journal;
+pub mod k8s_local;
+pub mod k8s_mock;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

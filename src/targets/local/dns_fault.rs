@@ -65,19 +65,28 @@ impl Fault for DnsFault {
 
     async fn resolve(&self) -> Result<Resolution, TargetError> {
         self.spec.rule().map_err(|e| invalid(&self.name, e))?;
-        let server = self.server()?;
+        let server = if !self.sandbox.is_running() && self.sandbox.planned().is_some() {
+            // `plan`: the server starts with the fleet.
+            "the sandbox dns server".to_string()
+        } else {
+            self.server()?.addr().to_string()
+        };
         Ok(Resolution {
             targets: self
                 .spec
                 .names
                 .iter()
-                .map(|n| format!("dns {n} at {}", server.addr()))
+                .map(|n| format!("dns {n} at {server}"))
                 .collect(),
             eligible: self.spec.names.len(),
             cap: None,
             notes: vec![format!(
-                "{:?} with probability {}",
-                self.spec.action, self.spec.probability
+                "{} with probability {}",
+                serde_json::to_value(self.spec.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                self.spec.probability
             )],
         })
     }

@@ -36,6 +36,8 @@ pub struct Sandbox {
     ledger: Option<Arc<Ledger>>,
     fleet: Mutex<Option<Arc<Fleet>>>,
     cancel: CancellationToken,
+    /// Proxies, DNS server and spot endpoints in front of the fleet.
+    pub net: net::SandboxNet,
 }
 
 impl Sandbox {
@@ -70,12 +72,14 @@ impl LocalSandbox {
         ledger: Option<Arc<Ledger>>,
         cancel: CancellationToken,
     ) -> Self {
+        let net = net::SandboxNet::new(cancel.child_token()).with_plan(config.clone());
         LocalSandbox {
             inner: Arc::new(Sandbox {
                 config,
                 dir,
                 ledger,
                 fleet: Mutex::new(None),
+                net,
                 cancel,
             }),
         }
@@ -104,6 +108,28 @@ impl LocalSandbox {
                 spec: spec.clone(),
                 sandbox: self.inner.clone(),
             }));
+        }
+        let net = || self.inner.net.clone();
+        if let Some(spec) = &entry.network {
+            return Some(Box::new(network_fault::NetworkFault::new(
+                name,
+                spec.clone(),
+                net(),
+            )));
+        }
+        if let Some(spec) = &entry.dns {
+            return Some(Box::new(dns_fault::DnsFault::new(
+                name,
+                spec.clone(),
+                net(),
+            )));
+        }
+        if let Some(spec) = &entry.spot_interruption {
+            return Some(Box::new(spot_fault::SpotFault::new(
+                name,
+                spec.clone(),
+                net(),
+            )));
         }
         None
     }
@@ -135,15 +161,24 @@ impl Target for LocalSandbox {
     }
 
     async fn start(&self) -> Result<(), TargetError> {
+        // DNS and spot endpoints first: replicas get their addresses at spawn.
+        let env_hook = self.inner.net.start_for(&self.inner.config).await?;
         let fleet = Fleet::start(
             &self.inner.config,
             self.inner.dir.join("fleet"),
             self.inner.ledger.clone(),
-            None,
+            Some(env_hook),
             self.inner.cancel.child_token(),
         )
         .await?;
-        *self.inner.fleet.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(fleet));
+        let fleet = Arc::new(fleet);
+        *self.inner.fleet.lock().unwrap_or_else(|p| p.into_inner()) = Some(fleet.clone());
+        // Then the service addresses, over the replicas now ready.
+        if let Err(e) = self.inner.net.attach_fleet(&self.inner.config, fleet).await {
+            // Leave nothing running behind a failed start.
+            let _ = self.shutdown().await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -157,6 +192,9 @@ impl Target for LocalSandbox {
                 fleet::stop_process(&u, Duration::from_secs(5)).await;
                 Ok(())
             }
+            network_fault::KIND => network_fault::revert(&self.inner.net, undo),
+            dns_fault::KIND => dns_fault::revert(&self.inner.net, undo),
+            spot_fault::KIND => spot_fault::revert(&self.inner.net, undo),
             other => Err(TargetError::Invalid(format!(
                 "the local target has no fault kind `{other}` to revert"
             ))),
@@ -177,6 +215,7 @@ impl Target for LocalSandbox {
         if let Some(f) = fleet {
             f.stop().await;
         }
+        self.inner.net.shutdown().await;
         Ok(())
     }
 }

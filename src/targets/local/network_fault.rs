@@ -78,16 +78,31 @@ impl Fault for NetworkFault {
         self.spec
             .link_faults()
             .map_err(|e| invalid(&self.name, e))?;
-        let proxy = self.proxy()?;
+        let mut notes = vec![format!("{}% of connections affected", self.spec.percent)];
+        let addr = if !self.sandbox.is_running() && self.sandbox.planned().is_some() {
+            // `plan`: nothing runs yet; resolve against the configuration.
+            let port = self
+                .sandbox
+                .planned()
+                .and_then(|c| c.services.iter().find(|s| s.name == self.spec.service))
+                .and_then(|s| s.port)
+                .ok_or_else(|| TargetError::Selection {
+                    fault: self.name.clone(),
+                    reason: format!(
+                        "no local service named {:?} with a `port` (its proxy's address)",
+                        self.spec.service
+                    ),
+                })?;
+            notes.push("the proxy starts with the fleet".into());
+            format!("127.0.0.1:{port}")
+        } else {
+            self.proxy()?.local_addr().to_string()
+        };
         Ok(Resolution {
-            targets: vec![format!(
-                "link into {} ({})",
-                self.spec.service,
-                proxy.local_addr()
-            )],
+            targets: vec![format!("link into {} ({addr})", self.spec.service)],
             eligible: 1,
             cap: None,
-            notes: vec![format!("{}% of connections affected", self.spec.percent)],
+            notes,
         })
     }
 

@@ -2,8 +2,8 @@
 //! their checks: what `validate` reports and what the faults turn into proxy toxics, DNS
 //! rules and interruption schedules.
 //!
-//! Durations are kept as their YAML text in [`Dur`], parsed in one place, so that the lead can
-//! swap the type for `crate::scenario::duration::Dur` without touching the rest.
+//! Durations use the scenario's [`Dur`], so a bad one is reported with its line and column
+//! while the file is read.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -13,18 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::dns::{DnsAction, DnsRule};
 use super::proxy::{LinkFaults, Toxics};
 use super::spot::SpotAction;
+use crate::scenario::duration::Dur;
 
 /// Errors in fault parameters, naming the field and the value.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
-    /// A duration could not be parsed.
-    #[error("{field}: {value:?} is not a duration (write it like 200ms, 10s, 2m)")]
-    Duration {
-        /// The field.
-        field: &'static str,
-        /// The text found.
-        value: String,
-    },
     /// A number is outside its range.
     #[error("{field}: {value} is out of range, expected {range}")]
     Range {
@@ -48,26 +41,8 @@ pub enum SpecError {
     },
 }
 
-/// A duration as written in the scenario (`200ms`, `10s`, `2m`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(transparent)]
-pub struct Dur(pub String);
-
-impl Dur {
-    /// Parse the text, naming `field` in the error.
-    pub fn parse(&self, field: &'static str) -> Result<Duration, SpecError> {
-        humantime::parse_duration(self.0.trim()).map_err(|_| SpecError::Duration {
-            field,
-            value: self.0.clone(),
-        })
-    }
-}
-
-fn opt_dur(d: &Option<Dur>, field: &'static str) -> Result<Duration, SpecError> {
-    d.as_ref()
-        .map(|d| d.parse(field))
-        .transpose()
-        .map(Option::unwrap_or_default)
+fn opt_dur(d: &Option<Dur>) -> Duration {
+    d.map(Dur::get).unwrap_or_default()
 }
 
 fn check_range(
@@ -172,14 +147,14 @@ impl NetworkSpec {
             });
         }
         let toxics = Toxics {
-            latency: opt_dur(&self.latency, "latency")?,
-            jitter: opt_dur(&self.jitter, "jitter")?,
+            latency: opt_dur(&self.latency),
+            jitter: opt_dur(&self.jitter),
             correlation,
             loss_percent: loss,
             reset: self.reset,
             blackhole: self.blackhole,
             bandwidth_bytes_per_sec: self.bandwidth_kbps.map(|k| k * 1000 / 8),
-            slow_close: opt_dur(&self.slow_close, "slow_close")?,
+            slow_close: opt_dur(&self.slow_close),
         };
         if toxics.is_empty() {
             return Err(SpecError::Empty(format!(
@@ -304,7 +279,7 @@ fn default_instances() -> InstanceSelector {
 }
 
 fn default_notice() -> Dur {
-    Dur("120s".into())
+    Dur::from_secs(120)
 }
 
 /// `spot_interruption`: EC2's two-minute warning, on a laptop. The instance's metadata
@@ -313,6 +288,9 @@ fn default_notice() -> Dur {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SpotSpec {
+    /// Only instances running this service's replicas (default: any instance).
+    #[serde(default)]
+    pub service: Option<String>,
     /// How many instances (a number, default 1) or which ones (a list of names).
     #[serde(default = "default_instances")]
     pub instances: InstanceSelector,
@@ -341,7 +319,13 @@ impl SpotSpec {
                 });
             }
         }
-        self.notice.parse("notice")
+        if self.notice.get().is_zero() {
+            return Err(SpecError::Invalid {
+                field: "notice",
+                message: "a zero notice is a plain kill: use process_kill, or give e.g. 10s".into(),
+            });
+        }
+        Ok(self.notice.get())
     }
 }
 
@@ -377,10 +361,8 @@ mod tests {
             .link_faults()
             .unwrap_err();
         assert!(err.to_string().starts_with("loss_percent:"), "{err}");
-        let err = network("service: b\nlatency: soon\n")
-            .link_faults()
-            .unwrap_err();
-        assert!(err.to_string().starts_with("latency:"), "{err}");
+        let bad: Result<NetworkSpec, _> = serde_saphyr::from_str("service: b\nlatency: soon\n");
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -344,6 +344,7 @@ pub fn interrupt(
     let time = OffsetDateTime::now_utc() + notice_period;
     endpoint.notice(Notice { action, time });
     let instance = endpoint.instance().to_string();
+    let endpoint = endpoint.clone();
     tracing::info!(%instance, action = action.as_str(), notice = ?notice_period, "spot interruption noticed");
     tokio::spawn(async move {
         tokio::select! {
@@ -351,6 +352,8 @@ pub fn interrupt(
             _ = tokio::time::sleep(notice_period) => {}
         }
         let ended = terminator.terminate_instance(&instance, action).await?;
+        // What comes up under this name next is a fresh instance, with no notice.
+        endpoint.reset();
         tracing::info!(%instance, ?ended, "spot instance terminated");
         Ok(ended)
     })

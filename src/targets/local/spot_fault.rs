@@ -50,12 +50,29 @@ impl SpotFault {
         }
     }
 
-    /// Instances that could be hit: known to the sandbox and not already noticed.
+    /// Instances that could be hit: known to the sandbox and not already noticed (or, before
+    /// the sandbox runs, for `plan`: every configured instance).
     fn eligible(&self) -> Vec<String> {
+        let of_service = |i: &String| match &self.spec.service {
+            Some(svc) => i
+                .strip_prefix(svc.as_str())
+                .and_then(|rest| rest.strip_prefix("-i"))
+                .is_some_and(|n| n.parse::<u32>().is_ok()),
+            None => true,
+        };
+        if !self.sandbox.is_running() && self.sandbox.planned().is_some() {
+            return self
+                .sandbox
+                .planned_instances()
+                .into_iter()
+                .filter(of_service)
+                .collect();
+        }
         self.sandbox
             .spots
             .instances()
             .into_iter()
+            .filter(of_service)
             .filter(|i| {
                 self.sandbox
                     .spots

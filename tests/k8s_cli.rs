@@ -1,0 +1,226 @@
+//! The gameday binary against the real API server named by `GAMEDAY_E2E_KUBECONFIG`:
+//! `validate` with no cluster at all, `plan` resolving the exact pods and nodes with its
+//! preflight and touching nothing, context pinning stopping `run` before anything happens,
+//! and `run` killed with SIGKILL mid-fault, then `recover` restoring the Corefile byte for
+//! byte and uncordoning the node from the ledger alone. The load drives a server on
+//! 127.0.0.1: the cluster's pod and Service addresses are not reachable from here.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::k8s_e2e::{free_node, unschedulable};
+use crate::support::k8s_local::{setup, wait_until, E2e};
+use crate::support::{status_server, text};
+
+fn write_scenario(dir: &Path, context: &str, faults: &str, chaos: &str) -> PathBuf {
+    let (port, _) = status_server(200);
+    let text = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: k8s-cli
+target:
+  kubernetes:
+    context: {context}
+load:
+  url: http://127.0.0.1:{port}/
+  rate: 20
+  connections: 2
+  timeout: 2s
+phases:
+  - name: chaos
+    duration: {chaos}
+    faults:
+{faults}"#
+    );
+    let p = dir.join("scenario.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run_dir(out: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(out)
+        .ok()?
+        .flatten()
+        .next()
+        .map(|d| d.path())
+}
+
+fn corefile(e: &E2e) -> String {
+    e.get_json(&["configmap", "-n", "kube-system", "coredns"])["data"]["Corefile"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn k8s_scenarios_validate_without_a_cluster() {
+    // Runs whether or not a cluster is configured: validate never contacts a target.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !(name.starts_with("k8s-") && name.ends_with(".yaml")) {
+            continue;
+        }
+        seen += 1;
+        let o = crate::support::cmd()
+            .args(["validate", entry.path().to_str().unwrap()])
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
+    }
+    assert_eq!(seen, 4, "the four shipped k8s scenarios");
+}
+
+#[test]
+fn k8s_plan_lists_exact_pods_and_nodes_with_preflight_and_touches_nothing() {
+    let Some(e) = setup("cli_plan") else { return };
+    e.deploy("web", 3, None);
+    let node = free_node(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = format!(
+        "      - name: kill-web\n        pod_kill:\n          selector: {{ namespaces: [{ns}], label_selectors: {{ app: web }} }}\n          mode: fixed\n          value: 2\n          max_targets: 2\n      - name: drain\n        at: 5s\n        duration: 10s\n        node_drain:\n          selector: {{ names: [{node}] }}\n",
+        ns = e.ns
+    );
+    let s = write_scenario(dir.path(), &e.context, &faults, "20s");
+    let before: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
+    let o = crate::support::cmd()
+        .args(["plan", "--json", s.to_str().unwrap()])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let faults = report["faults"].as_array().unwrap();
+    let kill = faults[0]["resolution"]["Ok"]["targets"]
+        .as_array()
+        .expect("kill resolved");
+    assert_eq!(kill.len(), 2, "{report:#}");
+    let pods = e.pods("web");
+    for t in kill {
+        let name = t.as_str().unwrap().rsplit('/').next().unwrap();
+        assert!(
+            pods.iter().any(|p| p.0 == name),
+            "{t} is one of the web pods"
+        );
+    }
+    let drain = faults[1]["resolution"]["Ok"]["targets"]
+        .as_array()
+        .expect("drain resolved");
+    assert_eq!(drain[0], format!("node {node}"));
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        !findings.iter().any(|f| f[1]["severity"] == "error"),
+        "{findings:#?}"
+    );
+    // Nothing was touched.
+    let after: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
+    assert_eq!(before, after);
+    assert!(!unschedulable(&e, &node));
+}
+
+#[test]
+fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
+    let Some(e) = setup("cli_context") else {
+        return;
+    };
+    let original = corefile(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_scenario(
+        dir.path(),
+        "production",
+        "      - name: dns\n        dns_failure: { names: [x.example.com] }\n",
+        "5s",
+    );
+    let out = dir.path().join("reports");
+    let o = crate::support::cmd()
+        .args([
+            "run",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("--yes"), "{}", text(&o));
+    assert_eq!(
+        corefile(&e),
+        original,
+        "nothing may happen on a context mismatch"
+    );
+}
+
+#[test]
+fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
+    let Some(e) = setup("cli_recover") else {
+        return;
+    };
+    let original = corefile(&e);
+    let node = free_node(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = format!(
+        "      - name: dns\n        duration: 100s\n        dns_failure: {{ names: [payments.example.com], rcode: servfail }}\n      - name: drain\n        duration: 100s\n        node_drain:\n          selector: {{ names: [{node}] }}\n          eviction_timeout: 20s\n"
+    );
+    let s = write_scenario(dir.path(), &e.context, &faults, "120s");
+    let out = dir.path().join("reports");
+    let mut child = crate::support::cmd()
+        .args([
+            "run",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("both faults injected", Duration::from_secs(60), || {
+        corefile(&e).contains("rcode SERVFAIL") && unschedulable(&e, &node)
+    });
+    let ledger = run_dir(&out).unwrap().join("ledger.jsonl");
+    let records = std::fs::read_to_string(&ledger).unwrap();
+    assert!(
+        records.contains("\"original\"") && records.contains("was_unschedulable"),
+        "{records}"
+    );
+    child.kill().unwrap(); // SIGKILL: no revert at all
+    child.wait().unwrap();
+    assert!(
+        corefile(&e).contains("rcode SERVFAIL"),
+        "the killed runner left the patch"
+    );
+    assert!(
+        unschedulable(&e, &node),
+        "the killed runner left the cordon"
+    );
+
+    let o = crate::support::cmd()
+        .args(["recover", "--out", out.to_str().unwrap()])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        corefile(&e).as_bytes(),
+        original.as_bytes(),
+        "byte-exact restore"
+    );
+    assert!(!unschedulable(&e, &node));
+    let o = crate::support::cmd()
+        .args(["recover", "--out", out.to_str().unwrap()])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
+}

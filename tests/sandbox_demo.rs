@@ -1,0 +1,285 @@
+//! The whole local plane end to end: the lead's fleet supervisor running the built-in demo
+//! service as real processes, behind gameday's proxies and DNS, with each fault kind of the
+//! sandbox showing its effect on the frontend's answers and its absence after revert.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use gameday::targets::local::config::LocalTarget;
+use gameday::targets::local::dns_fault::{self, DnsFault};
+use gameday::targets::local::fleet::Fleet;
+use gameday::targets::local::net::{instance_name, SandboxNet};
+use gameday::targets::local::network_fault::{self, NetworkFault};
+use gameday::targets::local::spot_fault::SpotFault;
+use gameday::targets::Fault;
+use tokio_util::sync::CancellationToken;
+
+use crate::sandbox_support::http_get;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(frontend_port: u16, backend_port: u16) -> LocalTarget {
+    let exe = env!("CARGO_BIN_EXE_gameday");
+    let yaml = format!(
+        r#"
+services:
+  - name: backend
+    command: ["{exe}", "demo-service", "backend"]
+    replicas: 2
+    port: {backend_port}
+    health: /readyz
+  - name: frontend
+    command: ["{exe}", "demo-service", "frontend", "--backend-timeout", "1s"]
+    replicas: 1
+    port: {frontend_port}
+    health: /readyz
+    env:
+      GAMEDAY_DEMO_BACKEND: "backend.gameday.local:{backend_port}"
+startup_timeout: 20s
+"#
+    );
+    serde_saphyr::from_str(&yaml).unwrap()
+}
+
+/// Status of `GET /` on the frontend's service address.
+async fn front(port: u16) -> u16 {
+    match http_get(&format!("http://127.0.0.1:{port}/")).await {
+        Ok((status, _)) => status,
+        Err(e) => panic!("frontend did not answer: {e}"),
+    }
+}
+
+/// Poll `cond` every 100 ms for at most `limit`.
+async fn eventually(limit: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_fleet_feels_dns_network_and_spot_faults_and_recovers_after_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fp, bp) = (free_port(), free_port());
+    let cfg = config(fp, bp);
+    let cancel = CancellationToken::new();
+    let net = SandboxNet::new(cancel.child_token());
+    let hook = net.start_for(&cfg).await.unwrap();
+    let fleet = Arc::new(
+        Fleet::start(
+            &cfg,
+            dir.path().join("fleet"),
+            None,
+            Some(hook),
+            cancel.child_token(),
+        )
+        .await
+        .unwrap(),
+    );
+    net.attach_fleet(&cfg, fleet.clone()).await.unwrap();
+    let far = SystemTime::now() + Duration::from_secs(120);
+
+    // Steady state: the frontend reaches the backend by name.
+    let (status, body) = http_get(&format!("http://127.0.0.1:{fp}/")).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"served_by\":\"backend-"), "{body}");
+
+    // DNS: the backend's name fails to resolve -> 503; fine again after revert.
+    let spec = serde_saphyr::from_str("names: [\"backend.*\"]\naction: servfail\n").unwrap();
+    let dns = DnsFault::new("dns-backend", spec, net.clone());
+    let p = dns.prepare().await.unwrap();
+    dns.inject(&p, far).await.unwrap();
+    assert_eq!(front(fp).await, 503);
+    dns_fault::revert(&net, &p.undo).unwrap();
+    assert_eq!(front(fp).await, 200);
+
+    // Network: the link into the backend swallows requests -> the frontend times out, 504.
+    let spec =
+        serde_saphyr::from_str("service: backend\nblackhole: true\ndirection: upstream\n").unwrap();
+    let cut = NetworkFault::new("cut-backend", spec, net.clone());
+    let p = cut.prepare().await.unwrap();
+    cut.inject(&p, far).await.unwrap();
+    assert_eq!(front(fp).await, 504);
+    network_fault::revert(&net, &p.undo).unwrap();
+    assert_eq!(front(fp).await, 200);
+
+    // Spot: the backend's first instance is noticed, drains (unready, out of the proxy),
+    // is terminated after the notice, and the supervisor brings a replacement up.
+    let victim = fleet.service("backend").unwrap()[0].clone();
+    let old_pid = victim.state().pid.unwrap();
+    let spec = serde_saphyr::from_str(&format!(
+        "instances: [{}]\nnotice: 2s\n",
+        instance_name("backend", victim.instance)
+    ))
+    .unwrap();
+    let spot = SpotFault::new("reclaim", spec, net.clone());
+    let p = spot.prepare().await.unwrap();
+    assert!(p.irreversible);
+    spot.inject(&p, far).await.unwrap();
+    let port = victim.port;
+    assert!(
+        eventually(Duration::from_secs(2), async || {
+            http_get(&format!("http://127.0.0.1:{port}/readyz"))
+                .await
+                .map(|r| r.0)
+                == Ok(503)
+        })
+        .await,
+        "the noticed replica did not turn unready"
+    );
+    // Still served by the other replica while the victim drains.
+    assert_eq!(front(fp).await, 200);
+    assert!(
+        eventually(Duration::from_secs(10), async || victim.state().pid
+            != Some(old_pid))
+        .await,
+        "the noticed replica was not terminated"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), async || {
+            victim.state().ready && victim.state().pid.is_some()
+        })
+        .await,
+        "no replacement came up"
+    );
+    assert_eq!(front(fp).await, 200);
+
+    fleet.stop().await;
+    net.shutdown().await;
+}
+
+#[test]
+fn the_demo_scenario_validates() {
+    let out = crate::support::cmd()
+        .args(["validate", "scenarios/demo.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `scenarios/demo.yaml` with its time scaled down (every `duration`, `at` and `notice` in
+/// seconds times 0.4) and its ports moved to free ones, so the test runs the real demo's
+/// faults in about half a minute.
+fn quick_demo() -> String {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/demo.yaml"))
+        .unwrap();
+    let (fp, bp) = (free_port(), free_port());
+    assert!(text.contains("28080") && text.contains("28081"));
+    let text = text
+        .replace("28080", &fp.to_string())
+        .replace("28081", &bp.to_string());
+    text.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let key = ["duration: ", "at: ", "notice: "]
+                .into_iter()
+                .find(|k| trimmed.starts_with(k));
+            match key {
+                Some(k) => {
+                    let value = trimmed[k.len()..].trim();
+                    let secs: f64 = value.strip_suffix('s').unwrap().parse().unwrap();
+                    let indent = &line[..line.len() - trimmed.len()];
+                    format!("{indent}{k}{}ms", (secs * 400.0) as u64)
+                }
+                None => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_demo_runs_end_to_end_and_its_run_record_shows_each_faults_impact() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("demo.yaml");
+    std::fs::write(&scenario, quick_demo()).unwrap();
+    let out_dir = dir.path().join("reports");
+    let mut child = crate::support::cmd()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: the quick demo lasts about 30 s.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo did not end within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // 0: hypothesis held; 1: violated (the steady-state p99 bound may break on a loaded
+    // machine). Anything else (aborted, revert failed, unreachable) is a failure.
+    assert!(
+        matches!(status.code(), Some(0) | Some(1)),
+        "exit {status}\n{}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let run_dir = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let phase = |name: &str| {
+        run["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no phase {name}"))
+            .clone()
+    };
+    let p50 = |name: &str| phase(name)["measure"]["latency"]["p50"].as_f64().unwrap();
+    let failed = |name: &str| {
+        let m = &phase(name)["measure"];
+        m["requests"].as_u64().unwrap() - m["ok"].as_u64().unwrap()
+    };
+    // Latency on the backend's link shows in the frontend's median (200 ms +- 50 ms).
+    assert!(
+        p50("slow-backend-link") >= 140.0,
+        "{}",
+        p50("slow-backend-link")
+    );
+    assert!(p50("baseline") < 140.0, "{}", p50("baseline"));
+    // Half the backend lookups fail: the frontend answers 503 to part of the load.
+    assert!(failed("dns-failure") > 0);
+    assert_eq!(failed("baseline"), 0);
+    // The ledger holds every fault kind of the demo, the spot one marked irreversible.
+    let ledger = std::fs::read_to_string(run_dir.join("ledger.jsonl")).unwrap();
+    for kind in ["process_kill", "network", "dns", "spot_interruption"] {
+        assert!(
+            ledger.contains(&format!("\"{kind}\"")),
+            "no {kind} in the ledger"
+        );
+    }
+    // The spot instance was terminated after its notice (the runner's log says so).
+    assert!(stderr.contains("spot instance terminated"), "{stderr}");
+}
