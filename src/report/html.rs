@@ -312,9 +312,13 @@ pub fn render_html(j: &Journal) -> String {
             j.recovery[0].good_seconds
         );
         for r in &j.recovery {
-            let (cls, t) = match r.recovered_after_s {
-                Some(s) => ("pass", fmt_dur(s)),
-                None => ("fail", "did not recover in the run".to_owned()),
+            let (cls, t) = match (r.recovered_after_s, &r.interrupted_by) {
+                (Some(s), _) => ("pass", fmt_dur(s)),
+                (None, Some(next)) => (
+                    "",
+                    format!("not measured: <code>{}</code> started first", text(next)),
+                ),
+                (None, None) => ("fail", "did not recover in the run".to_owned()),
             };
             let _ = write!(
                 h,

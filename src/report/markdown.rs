@@ -448,9 +448,11 @@ pub fn render_markdown(j: &Journal) -> String {
                 "| `{}` | `{}` | {} |",
                 cell(&r.fault),
                 cell(&r.slo),
-                r.recovered_after_s
-                    .map(fmt_dur)
-                    .unwrap_or_else(|| "❌ **did not recover in the run**".to_owned())
+                match (r.recovered_after_s, &r.interrupted_by) {
+                    (Some(s), _) => fmt_dur(s),
+                    (None, Some(next)) => format!("not measured: `{next}` started first"),
+                    (None, None) => "❌ **did not recover in the run**".to_owned(),
+                }
             );
         }
         md.push('\n');
