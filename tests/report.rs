@@ -810,25 +810,4 @@ fn real_gamedays_render_every_format_and_compare_flags_the_regression() {
     for f in ["compare.md", "compare.html", "journal.json", "report.html"] {
         assert!(cmp_dir.join(f).is_file(), "{f}");
     }
-
-    // `GAMEDAY_WRITE_EXAMPLE=1` refreshes reports/example/ from this real run, with the
-    // test's temporary folder replaced by a stable placeholder.
-    if std::env::var_os("GAMEDAY_WRITE_EXAMPLE").is_some() {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example");
-        std::fs::create_dir_all(&example).unwrap();
-        let tmp = dir.path().display().to_string();
-        let copies = [
-            (this_month.join("journal.json"), "journal.json"),
-            (this_month.join("report.md"), "report.md"),
-            (this_month.join("report.html"), "report.html"),
-            (this_month.join("junit.xml"), "junit.xml"),
-            (cmp_dir.join("compare.md"), "compare.md"),
-            (cmp_dir.join("compare.html"), "compare.html"),
-            (last_month.join("journal.json"), "last-month.journal.json"),
-        ];
-        for (from, to) in copies {
-            let text = std::fs::read_to_string(&from).unwrap();
-            std::fs::write(example.join(to), text.replace(&tmp, "/tmp/gameday-example")).unwrap();
-        }
-    }
 }

@@ -98,24 +98,44 @@ pub fn recovery_time(
 }
 
 /// Recovery of every windowed SLO after every fault that ended, for the journal's
-/// `recovery` list.
+/// `recovery` list. Only the seconds before the next fault starts count: when the SLO has
+/// not held again by then, the record says which fault interrupted the measurement rather
+/// than charging that fault's damage to this one.
 pub fn compute_recovery(journal: &Journal, good_seconds: u32) -> Vec<super::RecoveryRecord> {
     let mut out = Vec::new();
     for fault in &journal.faults {
         let Some(end) = fault.end_s else { continue };
+        // The next fault to start after this one ended: seconds from then on belong to it.
+        let next = journal
+            .faults
+            .iter()
+            .filter(|f| f.start_s > end)
+            .min_by(|a, b| a.start_s.total_cmp(&b.start_s));
+        let until = next.map_or(f64::INFINITY, |f| f.start_s);
+        let windows: Vec<WindowRecord> = journal
+            .windows
+            .iter()
+            .filter(|w| w.t_s + WINDOW_S <= until + 1e-6)
+            .cloned()
+            .collect();
         for slo in journal.slos.iter().filter(|s| s.metric.is_windowed()) {
+            let after = recovery_time(
+                &windows,
+                end,
+                slo.metric,
+                slo.comparison,
+                slo.threshold,
+                good_seconds,
+            );
             out.push(super::RecoveryRecord {
                 fault: fault.name.clone(),
                 slo: slo.name.clone(),
-                recovered_after_s: recovery_time(
-                    &journal.windows,
-                    end,
-                    slo.metric,
-                    slo.comparison,
-                    slo.threshold,
-                    good_seconds,
-                ),
+                recovered_after_s: after,
                 good_seconds,
+                interrupted_by: after
+                    .is_none()
+                    .then(|| next.map(|f| f.name.clone()))
+                    .flatten(),
             });
         }
     }
@@ -198,6 +218,7 @@ pub fn analyse(journal: &mut Journal, good_seconds: u32) {
 pub fn slowest_recovery(recovery: &[super::RecoveryRecord]) -> Option<f64> {
     recovery
         .iter()
+        .filter(|r| r.interrupted_by.is_none())
         .try_fold(0.0f64, |acc, r| r.recovered_after_s.map(|s| acc.max(s)))
 }
 
@@ -449,7 +470,7 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
     for r in journal
         .recovery
         .iter()
-        .filter(|r| r.recovered_after_s.is_none())
+        .filter(|r| r.recovered_after_s.is_none() && r.interrupted_by.is_none())
     {
         if recovery_flagged.contains(&r.slo) {
             continue;
@@ -588,17 +609,29 @@ impl RunComparison {
 /// The relative change below which two values count as the same, percent.
 pub const DEFAULT_TOLERANCE_PCT: f64 = 10.0;
 
+/// The size against which a change of an SLO's value is judged: the threshold for
+/// "at most" objectives, and the error budget (100 minus the threshold) for "at least"
+/// percentages such as availability, where 99.9 to 99.0 is a big move.
+fn change_scale(slo: &SloRecord) -> f64 {
+    if !slo.comparison.lower_is_better() && slo.metric.unit() == "%" {
+        (100.0 - slo.threshold).abs()
+    } else {
+        slo.threshold.abs()
+    }
+}
+
 /// Classifies a change. A pass turning into a fail is always a regression (and the reverse
 /// an improvement); otherwise the value must move by more than `tolerance_pct` of the old
-/// value and by more than 1% of the threshold, so that noise on tiny values (0.1 ms to
-/// 0.2 ms) is not called a regression.
+/// value and by more than 5% of `scale` (see [`change_scale`]), so that noise well inside
+/// the objective (a p99 of 14 ms becoming 19 ms against 150 ms) is not called a
+/// regression.
 fn classify(
     old: Option<f64>,
     new: Option<f64>,
     old_passed: Option<bool>,
     new_passed: Option<bool>,
     lower_is_better: bool,
-    threshold: f64,
+    scale: f64,
     tolerance_pct: f64,
 ) -> Change {
     match (old_passed, new_passed) {
@@ -620,7 +653,7 @@ fn classify(
     } else {
         0.0
     };
-    if rel <= tolerance_pct || delta.abs() <= threshold.abs() * 0.01 {
+    if rel <= tolerance_pct || delta.abs() <= scale.abs() * 0.05 {
         return Change::Unchanged;
     }
     if (delta > 0.0) == lower_is_better {
@@ -665,7 +698,7 @@ pub fn compare(old: &Journal, new: &Journal, tolerance_pct: f64) -> RunCompariso
                     old_p,
                     new_p,
                     slo.comparison.lower_is_better(),
-                    slo.threshold,
+                    change_scale(slo),
                     tolerance_pct,
                 ),
             });
@@ -690,11 +723,11 @@ pub fn compare(old: &Journal, new: &Journal, tolerance_pct: f64) -> RunCompariso
             });
         }
     }
-    for nr in &new.recovery {
+    for nr in new.recovery.iter().filter(|r| r.interrupted_by.is_none()) {
         let Some(or) = old
             .recovery
             .iter()
-            .find(|o| o.fault == nr.fault && o.slo == nr.slo)
+            .find(|o| o.fault == nr.fault && o.slo == nr.slo && o.interrupted_by.is_none())
         else {
             continue;
         };
@@ -710,14 +743,14 @@ pub fn compare(old: &Journal, new: &Journal, tolerance_pct: f64) -> RunCompariso
             new: nr.recovered_after_s,
             old_passed: old_p,
             new_passed: new_p,
-            // Recovery is judged on whole seconds: a 1 s floor keeps jitter out.
+            // A 1 s floor (5% of 20 s) keeps the jitter of one-second windows out.
             change: classify(
                 or.recovered_after_s,
                 nr.recovered_after_s,
                 old_p,
                 new_p,
                 true,
-                100.0,
+                20.0,
                 tolerance_pct,
             ),
         });
@@ -1016,6 +1049,31 @@ mod tests {
     }
 
     #[test]
+    fn the_next_fault_interrupts_a_recovery_instead_of_being_charged_to_it() {
+        // kill-web ends at 5; seconds 5..9 bad; a second fault starts at 7.
+        let mut j = journal(windows(&[
+            10.0, 10.0, 10.0, 900.0, 900.0, 900.0, 900.0, 900.0, 900.0, 10.0, 10.0, 10.0,
+        ]));
+        let mut second = j.faults[0].clone();
+        second.name = "slow-db".into();
+        second.start_s = 7.0;
+        second.end_s = Some(9.0);
+        j.faults.push(second);
+        let r = compute_recovery(&j, 3);
+        assert_eq!(r[0].fault, "kill-web");
+        assert_eq!(r[0].recovered_after_s, None);
+        assert_eq!(r[0].interrupted_by.as_deref(), Some("slow-db"));
+        assert_eq!(r[1].fault, "slow-db");
+        assert_eq!(r[1].recovered_after_s, Some(0.0));
+        assert_eq!(r[1].interrupted_by, None);
+        // An interrupted recovery is no "did not recover" action item.
+        j.recovery = r;
+        assert!(!derive_action_items(&j)
+            .iter()
+            .any(|a| a.title.contains("did not recover")));
+    }
+
+    #[test]
     fn compare_classifies_changes() {
         let c = |o, n, op, np| classify(Some(o), Some(n), Some(op), Some(np), true, 250.0, 10.0);
         assert_eq!(c(100.0, 300.0, true, false), Change::Regression);
@@ -1029,7 +1087,12 @@ mod tests {
         assert_eq!(
             c(1.0, 2.0, true, true),
             Change::Unchanged,
-            "under 1% of threshold"
+            "under 5% of threshold"
+        );
+        assert_eq!(
+            c(14.0, 19.0, true, true),
+            Change::Unchanged,
+            "noise far inside the objective"
         );
         assert_eq!(c(150.0, 100.0, true, true), Change::Improvement);
         // Higher is better for availability.
@@ -1040,7 +1103,7 @@ mod tests {
                 Some(true),
                 Some(true),
                 false,
-                90.0,
+                10.0,
                 1.0
             ),
             Change::Regression

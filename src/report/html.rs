@@ -13,7 +13,7 @@ use html_escape::encode_text as text;
 use super::analysis::{fmt_num, fmt_value, phase_histogram, rfc3339, Change, RunComparison};
 use super::journal::{ActionSource, EventKind, Journal, SloMetric};
 use super::markdown::{
-    delta, fmt_dur, fmt_offset, r3_r4, slo_cell, slo_columns, verdict, PHASE_METRICS,
+    delta, fmt_dur, fmt_offset, phase_label, r3_r4, slo_cell, slo_columns, verdict, PHASE_METRICS,
 };
 use super::svg::{Chart, Series, Span};
 
@@ -200,9 +200,8 @@ pub fn render_html(j: &Journal) -> String {
         for p in &j.phases {
             let _ = write!(
                 h,
-                "<th>{} <small>({}, t+{}s → t+{}s)</small></th>",
-                text(&p.name),
-                text(&p.role),
+                "<th>{} <small>(t+{}s → t+{}s)</small></th>",
+                text(&phase_label(p)),
                 p.start_s.round(),
                 p.end_s.round()
             );
@@ -313,9 +312,13 @@ pub fn render_html(j: &Journal) -> String {
             j.recovery[0].good_seconds
         );
         for r in &j.recovery {
-            let (cls, t) = match r.recovered_after_s {
-                Some(s) => ("pass", fmt_dur(s)),
-                None => ("fail", "did not recover in the run".to_owned()),
+            let (cls, t) = match (r.recovered_after_s, &r.interrupted_by) {
+                (Some(s), _) => ("pass", fmt_dur(s)),
+                (None, Some(next)) => (
+                    "",
+                    format!("not measured: <code>{}</code> started first", text(next)),
+                ),
+                (None, None) => ("fail", "did not recover in the run".to_owned()),
             };
             let _ = write!(
                 h,

@@ -604,6 +604,10 @@ pub struct RecoveryRecord {
     pub recovered_after_s: Option<f64>,
     /// How many consecutive good seconds counted as recovered.
     pub good_seconds: u32,
+    /// The next fault started before the SLO held again, so this recovery could not be
+    /// measured (its time would be the next fault's). Names that fault.
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
 }
 
 /// Something to do after the gameday.

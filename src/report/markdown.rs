@@ -157,13 +157,23 @@ pub(crate) const PHASE_METRICS: [PhaseMetric; 9] = [
     ("requests", "", |p| Some(p.stats.requests as f64)),
 ];
 
+/// A phase's name with its role when the name does not already say it (`warm (baseline)`,
+/// but just `chaos` for a phase named after its role).
+pub(crate) fn phase_label(p: &PhaseRecord) -> String {
+    if p.role.is_empty() || p.role == p.name {
+        p.name.clone()
+    } else {
+        format!("{} ({})", p.name, p.role)
+    }
+}
+
 /// The columns of the SLO table: each phase (name, `name (role)`), then any pseudo-phase an
 /// SLO was judged over that is not a phase (the engine judges recovery time over `all`).
 pub(crate) fn slo_columns(j: &Journal) -> Vec<(String, String)> {
     let mut cols: Vec<(String, String)> = j
         .phases
         .iter()
-        .map(|p| (p.name.clone(), format!("{} ({})", p.name, p.role)))
+        .map(|p| (p.name.clone(), phase_label(p)))
         .collect();
     for s in &j.slos {
         for r in &s.per_phase {
@@ -303,7 +313,7 @@ pub fn render_markdown(j: &Journal) -> String {
     if !j.phases.is_empty() {
         md.push_str("## Load by phase\n\n| | ");
         for p in &j.phases {
-            let _ = write!(md, "{} ({}) | ", cell(&p.name), cell(&p.role));
+            let _ = write!(md, "{} | ", cell(&phase_label(p)));
         }
         md.push_str("\n|---|");
         for _ in &j.phases {
@@ -438,9 +448,11 @@ pub fn render_markdown(j: &Journal) -> String {
                 "| `{}` | `{}` | {} |",
                 cell(&r.fault),
                 cell(&r.slo),
-                r.recovered_after_s
-                    .map(fmt_dur)
-                    .unwrap_or_else(|| "❌ **did not recover in the run**".to_owned())
+                match (r.recovered_after_s, &r.interrupted_by) {
+                    (Some(s), _) => fmt_dur(s),
+                    (None, Some(next)) => format!("not measured: `{next}` started first"),
+                    (None, None) => "❌ **did not recover in the run**".to_owned(),
+                }
             );
         }
         md.push('\n');
