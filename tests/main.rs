@@ -2,12 +2,15 @@
 
 mod support;
 
+mod aws_ec2;
+mod aws_fis;
+mod aws_spot;
 mod cli_validate;
 mod engine_run;
+mod hostile;
 mod k8s_cli;
 mod k8s_e2e;
 mod k8s_mock;
-mod hostile;
 mod load;
 mod metrics;
 mod report;
@@ -18,6 +21,3 @@ mod sandbox_spot;
 mod sandbox_support;
 mod security;
 mod self_faults;
-mod aws_ec2;
-mod aws_fis;
-mod aws_spot;

@@ -19,8 +19,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub mod kubernetes;
 pub mod aws;
+pub mod kubernetes;
 pub mod local;
 pub mod registry;
 
