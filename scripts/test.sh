@@ -6,7 +6,9 @@
 #   - moto's EC2 server from PyPI (the AWS target's emulator);
 #   - a real Kubernetes API server on loopback (../shared/k8s-local, built once and cached in
 #     ~/.cache/k8s-local-1.20.2), for the Kubernetes end-to-end suite;
-# then runs `cargo test` on everything, and stops the cluster again.
+# then runs `cargo test` on everything and `scripts/audit.sh` (cargo deny), and stops the cluster.
+# The longer fuzz run is `scripts/fuzz.sh [SECONDS]` (cargo fuzz with nightly, else the stable
+# stand-in); `cargo test` already runs the stand-in's default 3 000 seeded mutations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,5 +39,8 @@ if [ -z "${GAMEDAY_E2E_KUBECONFIG:-}" ] && [ -x "$K8S_LOCAL" ] && [ "${GAMEDAY_S
   export GAMEDAY_E2E_KUBECONFIG="$KUBECONFIG"
 fi
 
-log "cargo test"
+log "cargo test (unit tests, the integration binary tests/main.rs, the fuzz stand-in's default run)"
 cargo test --all-targets --locked -- --test-threads="${GAMEDAY_TEST_THREADS:-2}"
+
+log "supply chain: cargo deny (licences, bans, sources; advisories when the database is reachable)"
+bash scripts/audit.sh
