@@ -18,8 +18,20 @@ pub mod targets;
 
 use cli::{Cli, Command};
 
+/// Selects rustls's process-wide crypto provider, once. Two providers are compiled in (ring,
+/// which the load generator and `kube` use, and aws-lc, which the AWS SDK brings), and then
+/// rustls refuses to guess: a client built without an explicit provider would panic. Called
+/// by [`run`] and by every place that builds such a client.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    install_crypto_provider();
     observe::logging::init(cli.log_format, &cli.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -72,6 +72,7 @@ pub fn read_kubeconfig(explicit: Option<&str>) -> Result<(Kubeconfig, String), T
 
 /// Build a client for one named context of a kubeconfig.
 pub async fn client_for(kc: Kubeconfig, context: &str) -> Result<Client, TargetError> {
+    crate::install_crypto_provider();
     let opts = KubeConfigOptions {
         context: Some(context.to_string()),
         ..Default::default()
