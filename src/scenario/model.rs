@@ -384,37 +384,29 @@ impl FaultEntry {
         None
     }
 
+    /// Every fault kind with whether this entry sets it: the one table that `kinds` reads
+    /// (and that a test holds equal to [`FaultEntry::ALL_KINDS`]), so a new kind is one line.
+    fn kind_table(&self) -> [(&'static str, bool); 9] {
+        [
+            ("process_kill", self.process_kill.is_some()),
+            ("network", self.network.is_some()),
+            ("dns", self.dns.is_some()),
+            ("spot_interruption", self.spot_interruption.is_some()),
+            ("pod_kill", self.pod_kill.is_some()),
+            ("container_kill", self.container_kill.is_some()),
+            ("node_drain", self.node_drain.is_some()),
+            ("network_latency", self.network_latency.is_some()),
+            ("dns_failure", self.dns_failure.is_some()),
+        ]
+    }
+
     /// The fault kinds set on this entry, by their scenario key. Exactly one is valid.
     pub fn kinds(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.process_kill.is_some() {
-            v.push("process_kill");
-        }
-        if self.network.is_some() {
-            v.push("network");
-        }
-        if self.dns.is_some() {
-            v.push("dns");
-        }
-        if self.spot_interruption.is_some() {
-            v.push("spot_interruption");
-        }
-        if self.pod_kill.is_some() {
-            v.push("pod_kill");
-        }
-        if self.container_kill.is_some() {
-            v.push("container_kill");
-        }
-        if self.node_drain.is_some() {
-            v.push("node_drain");
-        }
-        if self.network_latency.is_some() {
-            v.push("network_latency");
-        }
-        if self.dns_failure.is_some() {
-            v.push("dns_failure");
-        }
-        v
+        self.kind_table()
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// The target each fault kind belongs to.
@@ -436,5 +428,18 @@ impl FaultEntry {
             .or_else(|| self.node_drain.clone().map(K::NodeDrain))
             .or_else(|| self.network_latency.clone().map(K::NetworkLatency))
             .or_else(|| self.dns_failure.clone().map(K::DnsFailure))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_table_and_all_kinds_name_the_same_kinds() {
+        let empty: FaultEntry = serde_saphyr::from_str("{}").unwrap();
+        let names: Vec<&str> = empty.kind_table().iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, FaultEntry::ALL_KINDS);
+        assert!(empty.kinds().is_empty());
     }
 }
