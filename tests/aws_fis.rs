@@ -52,7 +52,7 @@ fn spec() -> AwsFaultSpec {
             tags: [("team".to_owned(), "shop".to_owned())].into(),
             ..Default::default()
         },
-        notice: "2m".to_owned(),
+        notice: "2m".parse().unwrap(),
         behavior: InterruptionBehavior::Terminate,
         method: InterruptionMethod::Fis,
         fis_role_arn: Some(ROLE.to_owned()),
@@ -202,7 +202,7 @@ fn fis_refuses_a_notice_outside_two_to_fifteen_minutes() {
     let AwsFaultSpec::SpotInterruption(mut s) = spec() else {
         unreachable!()
     };
-    s.notice = "30s".to_owned();
+    s.notice = "30s".parse().unwrap();
     let errors = AwsFaultSpec::SpotInterruption(s).validate();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].message.contains("2m to 15m"));

@@ -88,7 +88,7 @@ fn spot_spec(team: &str, notice: &str, behavior: InterruptionBehavior) -> AwsFau
             percent: Some(100),
             ..Default::default()
         },
-        notice: notice.to_owned(),
+        notice: notice.parse().unwrap(),
         behavior,
         method: InterruptionMethod::Ec2,
         fis_role_arn: None,

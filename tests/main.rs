@@ -4,6 +4,7 @@ mod support;
 
 mod aws_ec2;
 mod aws_fis;
+mod aws_scenario;
 mod aws_spot;
 mod cli_validate;
 mod engine_run;

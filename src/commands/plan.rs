@@ -61,9 +61,10 @@ pub async fn build(file: &Path) -> Result<PlanReport, scenario::diagnostic::Diag
         &CancellationToken::new(),
         // `plan` has no --yes: a context mismatch shows as each fault's resolution error.
         false,
-    );
+    )
+    .await;
     let mut faults = Vec::new();
-    let mut objs: Vec<(String, Box<dyn Fault>)> = Vec::new();
+    let mut objs: Vec<(String, std::sync::Arc<dyn Fault>)> = Vec::new();
     for pf in plan.faults() {
         let resolution = match targets.fault(&pf.name, &pf.entry) {
             Ok(f) => {

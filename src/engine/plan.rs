@@ -89,10 +89,11 @@ impl Plan {
                     Some(d) => d.get(),
                     None if durable => ph.duration.get().saturating_sub(rel_start),
                     None => Duration::ZERO,
-                };
+                }
+                .max(f.min_length());
                 serial = rel_start + len;
                 let target = f.target.clone().unwrap_or_else(|| {
-                    let t = FaultEntry::target_of_kind(&kind);
+                    let t = f.target_of(&kind);
                     if configured.contains(&t) {
                         t.to_string()
                     } else {

@@ -136,7 +136,7 @@ pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovere
             _ => None,
         })
         .unwrap_or_default();
-    let targets = Targets::from_ledger(&configs)?;
+    let targets = Targets::from_ledger(&configs).await?;
     let writer = Ledger::open_append(path)?;
     for p in pending.iter().rev() {
         let what = format!(

@@ -24,7 +24,7 @@ use crate::load::{self, LoadSummary, Window};
 use crate::observe::metrics::{self, Metrics};
 use crate::scenario::Loaded;
 use crate::targets::registry::Targets;
-use crate::targets::{Fault, Prepared, Severity};
+use crate::targets::{Fault, Prepared, Severity, TargetError};
 
 /// How a run ended, and its exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -305,7 +305,7 @@ pub async fn run(
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
     let root = CancellationToken::new();
-    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes);
+    let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes).await;
     let target_configs: BTreeMap<String, serde_json::Value> = targets
         .all()
         .iter()
@@ -366,7 +366,7 @@ pub async fn run(
     let mut fault_objs: Vec<(PlannedFault, Arc<dyn Fault>)> = Vec::new();
     for pf in plan.faults() {
         match targets.fault(&pf.name, &pf.entry) {
-            Ok(f) => fault_objs.push((pf.clone(), Arc::from(f))),
+            Ok(f) => fault_objs.push((pf.clone(), f)),
             Err(e) => {
                 return finish_early(
                     result,
@@ -907,7 +907,16 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
         r.targets.extend(prepared.targets.iter().cloned());
         r.reverted = false;
     });
-    match fault.inject(&prepared, deadline).await {
+    // An inject may take long (a spot notice lasts minutes). An abort must not wait for it:
+    // the inject is dropped at its next await, and its ledger record is reverted like any
+    // other (a notice given is undone, an interruption not yet made never happens).
+    let injected = tokio::select! {
+        r = fault.inject(&prepared, deadline) => r,
+        _ = ctx.abort.triggered() => Err(TargetError::Invalid(
+            "the run was aborted while the fault was being injected".into(),
+        )),
+    };
+    match injected {
         Ok(()) => {
             ctx.metrics
                 .injected(&pf.kind, &pf.target, !prepared.irreversible);

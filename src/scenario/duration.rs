@@ -71,6 +71,14 @@ fn parse_unbounded(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{t}` is not a duration ({e}); expected e.g. `30s`, `2m`, `500ms`"))
 }
 
+impl std::str::FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(Dur)
+    }
+}
+
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;

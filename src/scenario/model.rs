@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Dur;
 use crate::load::{LoadSpec, PhaseLoad};
+use crate::targets::aws::spec::{
+    AwsFaultSpec, AwsTargetConfig, Ec2RebootSpec, Ec2StopSpec, Ec2TerminateSpec,
+    InterruptionBehavior, InterruptionMethod, SpotInterruptionSpec,
+};
 use crate::targets::kubernetes::spec::{
     ContainerKillSpec, DnsFailureSpec, KubernetesConfig, NetworkLatencySpec, NodeDrainSpec,
     PodKillSpec,
@@ -83,6 +87,9 @@ pub struct TargetSpec {
     /// A Kubernetes cluster, reached through a kubeconfig context the scenario names.
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// AWS EC2 instances, reached with the standard AWS credential chain.
+    #[serde(default)]
+    pub aws: Option<AwsTargetConfig>,
 }
 
 impl TargetSpec {
@@ -94,6 +101,9 @@ impl TargetSpec {
         }
         if self.kubernetes.is_some() {
             v.push("kubernetes");
+        }
+        if self.aws.is_some() {
+            v.push("aws");
         }
         v
     }
@@ -280,9 +290,11 @@ pub struct FaultEntry {
     /// sandbox's DNS server for name patterns.
     #[serde(default)]
     pub dns: Option<DnsSpec>,
-    /// A spot interruption notice on local instances, then their termination. Irreversible.
+    /// A spot interruption: a notice, then the instances are stopped or terminated. With
+    /// `select:` it hits EC2 spot instances (target `aws`); without, the local sandbox's
+    /// instances (target `local`).
     #[serde(default)]
-    pub spot_interruption: Option<SpotSpec>,
+    pub spot_interruption: Option<SpotInterruption>,
     /// Delete Kubernetes pods (their controllers replace them).
     #[serde(default)]
     pub pod_kill: Option<PodKillSpec>,
@@ -298,6 +310,45 @@ pub struct FaultEntry {
     /// Fail DNS names cluster-wide (CoreDNS) or for selected pods.
     #[serde(default)]
     pub dns_failure: Option<DnsFailureSpec>,
+    /// Stop EC2 instances (a DR drill: a zone loses its machines); revert starts them.
+    #[serde(default)]
+    pub ec2_stop: Option<Ec2StopSpec>,
+    /// Reboot EC2 instances; the reboot ends by itself.
+    #[serde(default)]
+    pub ec2_reboot: Option<Ec2RebootSpec>,
+    /// Terminate EC2 instances. Irreversible: needs `acknowledge_irreversible: true`.
+    #[serde(default)]
+    pub ec2_terminate: Option<Ec2TerminateSpec>,
+}
+
+/// The two spot interruptions: EC2's (the entry has `select:`) and the local sandbox's.
+/// One scenario key for both, as a person thinks of one fault; which target it goes to
+/// follows from its fields, and `validate` checks that against the entry's `target:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SpotInterruption {
+    /// EC2 spot instances chosen by `select:` (target `aws`).
+    Aws(SpotInterruptionSpec),
+    /// Local sandbox instances (target `local`).
+    Local(SpotSpec),
+}
+
+impl SpotInterruption {
+    /// The local sandbox's spot interruption, if this is one.
+    pub fn local(&self) -> Option<&SpotSpec> {
+        match self {
+            SpotInterruption::Local(s) => Some(s),
+            SpotInterruption::Aws(_) => None,
+        }
+    }
+
+    /// EC2's spot interruption, if this is one.
+    pub fn aws(&self) -> Option<&SpotInterruptionSpec> {
+        match self {
+            SpotInterruption::Aws(s) => Some(s),
+            SpotInterruption::Local(_) => None,
+        }
+    }
 }
 
 /// A follow-up to carry into the report.
@@ -354,17 +405,45 @@ impl FaultEntry {
         "node_drain",
         "network_latency",
         "dns_failure",
+        "ec2_stop",
+        "ec2_reboot",
+        "ec2_terminate",
     ];
 
-    /// Whether the fault lasts until reverted (latency, a drain) rather than being an
-    /// instant action (a kill).
+    /// Whether the fault lasts until reverted (latency, a drain, stopped instances) rather
+    /// than being an instant action (a kill, a termination).
     pub fn is_durable(&self) -> bool {
+        if let Some(spot) = self
+            .spot_interruption
+            .as_ref()
+            .and_then(SpotInterruption::aws)
+        {
+            // Stopped spot instances stay down until the fault ends (capacity is back);
+            // terminated ones, and FIS's interruptions, are gone for good.
+            return spot.method == InterruptionMethod::Ec2
+                && spot.behavior != InterruptionBehavior::Terminate;
+        }
         !self.kinds().iter().all(|k| {
             matches!(
                 *k,
-                "process_kill" | "spot_interruption" | "pod_kill" | "container_kill"
+                "process_kill"
+                    | "spot_interruption"
+                    | "pod_kill"
+                    | "container_kill"
+                    | "ec2_reboot"
+                    | "ec2_terminate"
             )
         })
+    }
+
+    /// The least time the fault needs on the timeline: an EC2 spot interruption acts only
+    /// when its notice ends, so its phase must still run by then.
+    pub fn min_length(&self) -> std::time::Duration {
+        self.spot_interruption
+            .as_ref()
+            .and_then(SpotInterruption::aws)
+            .map(|s| s.notice.get())
+            .unwrap_or_default()
     }
 
     /// What the fault acts on, for overlap checks (`local:backend`).
@@ -378,15 +457,21 @@ impl FaultEntry {
         if let Some(d) = &self.dns {
             return Some(format!("local dns {}", d.names.join(",")));
         }
-        if self.spot_interruption.is_some() {
+        if let Some(SpotInterruption::Local(_)) = &self.spot_interruption {
             return Some("local spot instances".into());
         }
-        None
+        // AWS faults: the same selector means the same instances.
+        self.aws_spec().map(|a| {
+            format!(
+                "aws instances {}",
+                serde_json::to_string(a.selector()).unwrap_or_default()
+            )
+        })
     }
 
     /// Every fault kind with whether this entry sets it: the one table that `kinds` reads
     /// (and that a test holds equal to [`FaultEntry::ALL_KINDS`]), so a new kind is one line.
-    fn kind_table(&self) -> [(&'static str, bool); 9] {
+    fn kind_table(&self) -> [(&'static str, bool); 12] {
         [
             ("process_kill", self.process_kill.is_some()),
             ("network", self.network.is_some()),
@@ -397,6 +482,9 @@ impl FaultEntry {
             ("node_drain", self.node_drain.is_some()),
             ("network_latency", self.network_latency.is_some()),
             ("dns_failure", self.dns_failure.is_some()),
+            ("ec2_stop", self.ec2_stop.is_some()),
+            ("ec2_reboot", self.ec2_reboot.is_some()),
+            ("ec2_terminate", self.ec2_terminate.is_some()),
         ]
     }
 
@@ -409,13 +497,35 @@ impl FaultEntry {
             .collect()
     }
 
-    /// The target each fault kind belongs to.
-    pub fn target_of_kind(kind: &str) -> &'static str {
+    /// The target a fault kind of this entry belongs to. `spot_interruption` is the one key
+    /// two targets share: it goes to `aws` when it selects EC2 instances (`select:`).
+    pub fn target_of(&self, kind: &str) -> &'static str {
+        if kind == "spot_interruption" {
+            return match &self.spot_interruption {
+                Some(SpotInterruption::Aws(_)) => "aws",
+                _ => "local",
+            };
+        }
         if crate::targets::kubernetes::FAULT_KINDS.contains(&kind) {
             "kubernetes"
+        } else if crate::targets::aws::FAULT_KINDS.contains(&kind) {
+            "aws"
         } else {
             "local"
         }
+    }
+
+    /// The AWS fault spec set on this entry, if any.
+    pub fn aws_spec(&self) -> Option<AwsFaultSpec> {
+        use AwsFaultSpec as A;
+        self.spot_interruption
+            .as_ref()
+            .and_then(SpotInterruption::aws)
+            .cloned()
+            .map(A::SpotInterruption)
+            .or_else(|| self.ec2_stop.clone().map(A::Ec2Stop))
+            .or_else(|| self.ec2_reboot.clone().map(A::Ec2Reboot))
+            .or_else(|| self.ec2_terminate.clone().map(A::Ec2Terminate))
     }
 
     /// The Kubernetes fault spec set on this entry, if any.

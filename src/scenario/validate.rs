@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::duration::Dur;
 use super::model::{FaultEntry, Scenario, Schedule, API_VERSION, KIND};
 use super::yaml::{Node, Pos, Step};
 
@@ -109,6 +110,14 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             p(&[K("target")]),
             "no target configured; set `local`, `kubernetes` or `aws`".into(),
         );
+    }
+    if let Some(aws) = &s.target.aws {
+        for e in aws.validate() {
+            push(
+                p(&[K("target"), K("aws"), K(e.field.as_str())]),
+                format!("target.aws.{}: {}", e.field, e.message),
+            );
+        }
     }
     if let Some(local) = &s.target.local {
         if !(local.max_percent > 0.0 && local.max_percent <= 100.0) {
@@ -284,14 +293,26 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                 ),
             }
             for kind in &kinds {
-                let needs = FaultEntry::target_of_kind(kind);
-                if !configured.contains(&needs) {
-                    push(at(kind), format!("fault `{label}` is a `{kind}` fault for the `{needs}` target, which is not configured under `target:`"));
-                }
-                if let Some(t) = &f.target {
-                    if t != needs {
-                        push(at("target"), format!("fault `{label}` names target `{t}`, but `{kind}` is a `{needs}` fault"));
+                let needs = f.target_of(kind);
+                let spot_without_select = *kind == "spot_interruption" && needs == "local";
+                match &f.target {
+                    Some(t) if t == "aws" && spot_without_select => push(
+                        at(kind),
+                        format!("fault `{label}` names target `aws`, but its spot_interruption has no `select:`; say which EC2 instances to interrupt (`select: {{tags: ...}}` or `instance_ids`)"),
+                    ),
+                    Some(t) if t != needs => push(
+                        at("target"),
+                        format!("fault `{label}` names target `{t}`, but `{kind}` is a `{needs}` fault"),
+                    ),
+                    _ if !configured.contains(&needs) => {
+                        let hint = if spot_without_select && configured.contains(&"aws") {
+                            "; for EC2 spot instances, add `select:` (tags or instance_ids)"
+                        } else {
+                            ""
+                        };
+                        push(at(kind), format!("fault `{label}` is a `{kind}` fault for the `{needs}` target, which is not configured under `target:`{hint}"))
                     }
+                    _ => {}
                 }
             }
             if let Some(t) = &f.target {
@@ -335,7 +356,37 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                     0.0
                 }
             });
+            let min_len = f.min_length().as_secs_f64();
+            let len = len.max(min_len);
             let end = start + len;
+            if min_len > 0.0 && f.duration.is_some_and(|d| d.secs_f64() < min_len) {
+                push(
+                    at("duration"),
+                    format!(
+                        "fault `{label}` lasts {}, less than its spot notice ({}): the instances would be started again before they are interrupted",
+                        f.duration.unwrap_or_default(),
+                        Dur(f.min_length())
+                    ),
+                );
+            } else if min_len > 0.0
+                && start < ph.duration.secs_f64()
+                && end > ph.duration.secs_f64() + 1e-9
+            {
+                push(
+                    at("at"),
+                    format!(
+                        "fault `{label}` gives a {} spot notice at {start:.1}s, so its instances are interrupted at {end:.1}s, after phase `{}` ends ({}); start it earlier or lengthen the phase",
+                        Dur(f.min_length()),
+                        ph.name,
+                        ph.duration
+                    ),
+                );
+                serial_clock = end;
+                for kind in &kinds {
+                    check_kind(s, f, kind, &label, pi, fi, &mut push);
+                }
+                continue;
+            }
             if start >= ph.duration.secs_f64() && !ph.duration.get().is_zero() {
                 push(
                     at("at"),
@@ -709,6 +760,13 @@ fn check_kind(
             push(path, format!("fault `{label}`: {e}"));
         }
     }
+    if let Some(spec) = f.aws_spec().filter(|a| a.kind() == kind) {
+        for e in spec.validate() {
+            let mut path = p(&[K("phases"), I(pi), K("faults"), I(fi), K(kind_key(kind))]);
+            path.extend(e.field.split('.').map(|k| Step::Key(k.to_string())));
+            push(path, format!("fault `{label}`: {}", e.message));
+        }
+    }
     if let ("process_kill", Some(pk)) = (kind, &f.process_kill) {
         let services: Vec<&str> = s
             .target
@@ -807,7 +865,9 @@ fn check_kind(
             report(field, msg);
         }
     }
-    if let ("spot_interruption", Some(sp)) = (kind, &f.spot_interruption) {
+    if let ("spot_interruption", Some(sp)) =
+        (kind, f.spot_interruption.as_ref().and_then(|s| s.local()))
+    {
         if let Err(e) = sp.notice_period() {
             let (field, msg) = spec_err(e);
             report(field, msg);

@@ -1,11 +1,16 @@
 //! The targets of one run, built from the scenario (for `plan` and `run`) or from a ledger
 //! (for `recover`), and the one place that maps a fault entry to its target.
+//!
+//! When a scenario configures both Kubernetes and AWS, this is also where the two meet: the
+//! AWS target's spot notices go to the Kubernetes target's cordon-and-drain
+//! ([`KubernetesTarget::spot_notice_handler`]), in a run and in `recover` alike.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::aws::AwsTarget;
 use super::kubernetes::KubernetesTarget;
 use super::local::LocalSandbox;
 use super::{Fault, Target, TargetError};
@@ -19,32 +24,43 @@ pub struct Targets {
     pub local: Option<LocalSandbox>,
     /// The Kubernetes cluster, when configured.
     pub kubernetes: Option<KubernetesTarget>,
+    /// AWS EC2, when configured.
+    pub aws: Option<AwsTarget>,
 }
 
 impl Targets {
-    /// Builds the scenario's targets. Nothing is contacted or started here.
-    pub fn from_scenario(
+    /// Builds the scenario's targets. Nothing is contacted or started here (the AWS
+    /// credential and region chains are read, not called).
+    pub async fn from_scenario(
         s: &Scenario,
         dir: &Path,
         ledger: Option<Arc<Ledger>>,
         cancel: &CancellationToken,
         yes: bool,
     ) -> Self {
-        Targets {
-            local: s.target.local.clone().map(|c| {
+        let local =
+            s.target.local.clone().map(|c| {
                 LocalSandbox::new(c, dir.to_path_buf(), ledger.clone(), cancel.child_token())
-            }),
-            // Reads the kubeconfig and checks the context; connects on first use.
-            kubernetes: s
-                .target
-                .kubernetes
-                .clone()
-                .map(|c| KubernetesTarget::new(c, yes)),
+            });
+        // Reads the kubeconfig and checks the context; connects on first use.
+        let kubernetes = s
+            .target
+            .kubernetes
+            .clone()
+            .map(|c| KubernetesTarget::new(c, yes));
+        let aws = match s.target.aws.clone() {
+            Some(c) => Some(with_notices(AwsTarget::connect(c).await, &kubernetes)),
+            None => None,
+        };
+        Targets {
+            local,
+            kubernetes,
+            aws,
         }
     }
 
     /// Rebuilds the targets a ledger names, able to revert its records.
-    pub fn from_ledger(
+    pub async fn from_ledger(
         configs: &std::collections::BTreeMap<String, serde_json::Value>,
     ) -> Result<Self, TargetError> {
         let mut t = Targets::default();
@@ -54,12 +70,17 @@ impl Targets {
                 "kubernetes" => {
                     t.kubernetes = Some(KubernetesTarget::for_recovery(&configs[name])?)
                 }
+                "aws" => {}
                 other => {
                     return Err(TargetError::Invalid(format!(
                         "the ledger names target `{other}`, which this gameday cannot rebuild"
                     )))
                 }
             }
+        }
+        if let Some(c) = configs.get("aws") {
+            let aws = AwsTarget::from_ledger_config(c).await?;
+            t.aws = Some(with_notices(aws, &t.kubernetes));
         }
         Ok(t)
     }
@@ -73,6 +94,9 @@ impl Targets {
         if let Some(k) = &self.kubernetes {
             v.push(k);
         }
+        if let Some(a) = &self.aws {
+            v.push(a);
+        }
         v
     }
 
@@ -82,15 +106,26 @@ impl Targets {
     }
 
     /// The runtime fault for one scenario entry.
-    pub fn fault(&self, name: &str, entry: &FaultEntry) -> Result<Box<dyn Fault>, TargetError> {
+    pub fn fault(&self, name: &str, entry: &FaultEntry) -> Result<Arc<dyn Fault>, TargetError> {
         if let Some(f) = self.local.as_ref().and_then(|l| l.fault(name, entry)) {
-            return Ok(f);
+            return Ok(Arc::from(f));
         }
         if let (Some(k), Some(spec)) = (&self.kubernetes, entry.kubernetes_spec()) {
-            return Ok(k.fault(name, spec));
+            return Ok(Arc::from(k.fault(name, spec)));
+        }
+        if let (Some(a), Some(spec)) = (&self.aws, entry.aws_spec()) {
+            return a.fault(name, spec);
         }
         Err(TargetError::Invalid(format!(
             "fault `{name}`: no configured target handles its kind"
         )))
+    }
+}
+
+/// Spot notices of `aws` go to the cluster's cordon-and-drain, when there is a cluster.
+fn with_notices(aws: AwsTarget, kubernetes: &Option<KubernetesTarget>) -> AwsTarget {
+    match kubernetes {
+        Some(k) => aws.with_notice_handler(k.spot_notice_handler()),
+        None => aws,
     }
 }

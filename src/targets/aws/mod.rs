@@ -37,6 +37,15 @@ use notice::SpotNoticeHandler;
 use select::InstanceInfo;
 use spec::{AwsFaultSpec, AwsTargetConfig, InstanceSelector};
 
+/// The fault kinds of this target, by their scenario key (`spot_interruption` is shared with
+/// the local sandbox: an entry with `select:` is EC2's).
+pub const FAULT_KINDS: &[&str] = &[
+    "spot_interruption",
+    "ec2_stop",
+    "ec2_reboot",
+    "ec2_terminate",
+];
+
 /// One API call never takes longer than this, retries included: a hung endpoint must not hang
 /// a gameday that has faults to revert.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);

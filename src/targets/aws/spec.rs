@@ -12,6 +12,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::duration::Dur;
+
 /// How gameday reaches AWS. Credentials are never configured here: they come from the standard
 /// AWS chain (environment, shared profile, instance or pod role), so that nothing secret is
 /// ever written into a scenario, the ledger or the report (rule S-3).
@@ -112,7 +114,7 @@ pub struct SpotInterruptionSpec {
     /// Time between the notice and the interruption, like EC2's two-minute warning
     /// (`120s` by default; `fis` accepts 2 to 15 minutes).
     #[serde(default = "default_notice")]
-    pub notice: String,
+    pub notice: Dur,
     /// What happens to the instance at the end of the notice.
     #[serde(default)]
     pub behavior: InterruptionBehavior,
@@ -127,8 +129,8 @@ pub struct SpotInterruptionSpec {
     pub acknowledge_irreversible: bool,
 }
 
-fn default_notice() -> String {
-    "120s".to_owned()
+fn default_notice() -> Dur {
+    Dur::from_secs(120)
 }
 
 /// What EC2 does to a spot instance at the end of the notice (the request's interruption
@@ -212,15 +214,42 @@ fn err(field: &str, message: impl Into<String>) -> SpecError {
 const FIS_NOTICE_MIN: Duration = Duration::from_secs(120);
 const FIS_NOTICE_MAX: Duration = Duration::from_secs(15 * 60);
 
-/// Parse a scenario duration (`30s`, `2m`, `500ms`). The one place that does so, so that the
-/// lead can swap it for `scenario::duration::Dur` in one edit.
-pub fn parse_duration(field: &str, text: &str) -> Result<Duration, SpecError> {
-    humantime::parse_duration(text).map_err(|e| {
-        err(
-            field,
-            format!("`{text}` is not a duration like `120s` or `2m`: {e}"),
-        )
-    })
+impl AwsTargetConfig {
+    /// Problems of the target's settings, found without any network call.
+    pub fn validate(&self) -> Vec<SpecError> {
+        let mut errors = Vec::new();
+        if let Some(r) = &self.region {
+            let ok = !r.is_empty()
+                && r.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && r.contains('-');
+            if !ok {
+                errors.push(err(
+                    "region",
+                    format!("`{r}` is not an AWS region name (like `eu-west-1`)"),
+                ));
+            }
+        }
+        if let Some(u) = &self.endpoint_url {
+            let ok = (u.starts_with("http://") || u.starts_with("https://"))
+                && u.parse::<http::Uri>().is_ok_and(|uri| uri.host().is_some());
+            if !ok {
+                errors.push(err(
+                    "endpoint_url",
+                    format!("`{u}` is not an http(s) URL (like `http://127.0.0.1:5000` for moto)"),
+                ));
+            }
+        }
+        for a in &self.allowed_account_ids {
+            if a.len() != 12 || !a.chars().all(|c| c.is_ascii_digit()) {
+                errors.push(err(
+                    "allowed_account_ids",
+                    format!("`{a}` is not an AWS account id (12 digits; quote it in YAML)"),
+                ));
+            }
+        }
+        errors
+    }
 }
 
 impl AwsFaultSpec {
@@ -266,20 +295,17 @@ impl AwsFaultSpec {
                         "spot_interruption hits spot instances only; drop `lifecycle` or set it to `spot`",
                     ));
                 }
-                match parse_duration("notice", &s.notice) {
-                    Err(e) => errors.push(e),
-                    Ok(notice) if s.method == InterruptionMethod::Fis => {
-                        if !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice) {
-                            errors.push(err(
-                                "notice",
-                                format!(
-                                    "`{}` is outside what FIS accepts (2m to 15m) for method: fis",
-                                    s.notice
-                                ),
-                            ));
-                        }
-                    }
-                    Ok(_) => {}
+                let notice = s.notice.get();
+                if s.method == InterruptionMethod::Fis
+                    && !(FIS_NOTICE_MIN..=FIS_NOTICE_MAX).contains(&notice)
+                {
+                    errors.push(err(
+                        "notice",
+                        format!(
+                            "`{}` is outside what FIS accepts (2m to 15m) for method: fis",
+                            s.notice
+                        ),
+                    ));
                 }
                 if s.method == InterruptionMethod::Fis {
                     if s.fis_role_arn.is_none() {
@@ -319,9 +345,9 @@ impl AwsFaultSpec {
 }
 
 impl SpotInterruptionSpec {
-    /// The notice period; [`AwsFaultSpec::validate`] has already refused a bad one.
-    pub fn notice_duration(&self) -> Result<Duration, SpecError> {
-        parse_duration("notice", &self.notice)
+    /// The notice period.
+    pub fn notice_duration(&self) -> Duration {
+        self.notice.get()
     }
 }
 
@@ -403,7 +429,7 @@ mod tests {
         let AwsFaultSpec::SpotInterruption(s) = &spec else {
             panic!("wrong kind: {spec:?}")
         };
-        assert_eq!(s.notice_duration().unwrap(), Duration::from_secs(120));
+        assert_eq!(s.notice_duration(), Duration::from_secs(120));
         assert_eq!(s.behavior, InterruptionBehavior::Terminate);
         assert_eq!(s.method, InterruptionMethod::Ec2);
         assert!(spec.irreversible());

@@ -98,9 +98,7 @@ pub(crate) async fn prepare(
     spec: &SpotInterruptionSpec,
 ) -> Result<Prepared, TargetError> {
     let inner = &fault.inner;
-    let notice = spec
-        .notice_duration()
-        .map_err(|e| TargetError::Invalid(format!("fault {}: {e}", fault.name)))?;
+    let notice = spec.notice_duration();
     let (_, picked) = inner.pick(&fault.name, &spec.select, true).await?;
     if spec.method == InterruptionMethod::Ec2 && spec.behavior != InterruptionBehavior::Terminate {
         ec2_stop::refuse_unstoppable_spot(inner, &picked).await?;

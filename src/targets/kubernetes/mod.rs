@@ -34,6 +34,7 @@ pub mod preflight;
 pub mod probe;
 pub mod select;
 pub mod spec;
+pub mod spot_notice;
 
 pub use client::check_context;
 use client::Kube;
@@ -284,6 +285,13 @@ impl KubernetesTarget {
     /// The shared state, for probes and tests.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// What reacts to an AWS spot notice on this cluster: cordon and drain the instance's
+    /// Node, as aws-node-termination-handler does. The registry plugs it into the AWS target
+    /// when a scenario configures both.
+    pub fn spot_notice_handler(&self) -> Arc<dyn crate::targets::aws::notice::SpotNoticeHandler> {
+        Arc::new(spot_notice::SpotNoticeDrain::new(self.shared.clone()))
     }
 
     /// Bind one fault of the scenario (by its name there) to this target.

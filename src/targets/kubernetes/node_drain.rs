@@ -354,34 +354,45 @@ impl NodeDrain {
     }
 
     async fn drain(&self, undo: &NodeDrainUndo) -> Result<(), TargetError> {
-        for node in undo.nodes.iter().filter(|n| !n.was_unschedulable) {
-            set_unschedulable(self.shared.kube().await?, &node.name, true)
-                .await
-                .map_err(|e| op_err("cordon node", &node.name, e))?;
-            tracing::info!(fault = %self.name, node = %node.name, "cordoned");
-        }
-        let until = Instant::now() + Duration::from_millis(undo.eviction_timeout_ms);
-        for node in &undo.nodes {
-            // Evict what is on the node now (pods may have moved since prepare), each pod
-            // in its own task so one blocked by a budget does not hold up the others.
-            let pods = pods_to_evict(&self.shared, &node.name).await?;
-            let mut set = tokio::task::JoinSet::new();
-            for pod in pods {
-                let shared = self.shared.clone();
-                let grace = undo.grace_period_seconds;
-                set.spawn(async move { evict_with_retry(&shared, &pod, grace, until).await });
-            }
-            while let Some(r) = set.join_next().await {
-                r.map_err(|e| TargetError::Op {
-                    action: "evict pods".into(),
-                    object: node.name.clone(),
-                    source: anyhow::Error::new(e),
-                })??;
-            }
-            tracing::info!(fault = %self.name, node = %node.name, "drained");
-        }
-        Ok(())
+        drain(&self.shared, &self.name, undo).await
     }
+}
+
+/// Cordon the nodes of `undo` that were schedulable, then evict what runs on them now, as
+/// `kubectl drain` does. Shared by `node_drain` and the spot notice (see [`super::spot_notice`]);
+/// `fault` names the cause in logs.
+pub async fn drain(
+    shared: &Arc<Shared>,
+    fault: &str,
+    undo: &NodeDrainUndo,
+) -> Result<(), TargetError> {
+    for node in undo.nodes.iter().filter(|n| !n.was_unschedulable) {
+        set_unschedulable(shared.kube().await?, &node.name, true)
+            .await
+            .map_err(|e| op_err("cordon node", &node.name, e))?;
+        tracing::info!(fault = %fault, node = %node.name, "cordoned");
+    }
+    let until = Instant::now() + Duration::from_millis(undo.eviction_timeout_ms);
+    for node in &undo.nodes {
+        // Evict what is on the node now (pods may have moved since prepare), each pod
+        // in its own task so one blocked by a budget does not hold up the others.
+        let pods = pods_to_evict(shared, &node.name).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for pod in pods {
+            let shared = shared.clone();
+            let grace = undo.grace_period_seconds;
+            set.spawn(async move { evict_with_retry(&shared, &pod, grace, until).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.map_err(|e| TargetError::Op {
+                action: "evict pods".into(),
+                object: node.name.clone(),
+                source: anyhow::Error::new(e),
+            })??;
+        }
+        tracing::info!(fault = %fault, node = %node.name, "drained");
+    }
+    Ok(())
 }
 
 #[async_trait]

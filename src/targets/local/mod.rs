@@ -124,7 +124,7 @@ impl LocalSandbox {
                 net(),
             )));
         }
-        if let Some(spec) = &entry.spot_interruption {
+        if let Some(spec) = entry.spot_interruption.as_ref().and_then(|s| s.local()) {
             return Some(Box::new(spot_fault::SpotFault::new(
                 name,
                 spec.clone(),
