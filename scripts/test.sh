@@ -32,8 +32,32 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
 fi
 
 K8S_LOCAL=../shared/k8s-local/k8s-local
+want_k8s=0
 if [ -z "${GAMEDAY_E2E_KUBECONFIG:-}" ] && [ -x "$K8S_LOCAL" ] && [ "${GAMEDAY_SKIP_K8S:-0}" != 1 ]; then
-  log "starting k8s-local (first time on a machine: builds for ~10 min, then cached)"
+  want_k8s=1
+fi
+
+# On a fresh machine both k8s-local (Go, ~10 min) and the tests (Rust, ~12 min) must be built.
+# aws-sdk-ec2 is one long single-threaded rustc job, so the Go build overlaps it in the
+# background instead of waiting its turn. `k8s-local build` does nothing when cached.
+k8s_build_pid=
+k8s_build_log=$(mktemp -t k8s-local-build.XXXXXX)
+if [ "$want_k8s" = 1 ]; then
+  log "building k8s-local in the background if not cached (log: $k8s_build_log)"
+  "$K8S_LOCAL" build >"$k8s_build_log" 2>&1 &
+  k8s_build_pid=$!
+fi
+
+log "cargo build of every test target"
+cargo test --all-targets --locked --no-run
+
+if [ "$want_k8s" = 1 ]; then
+  if ! wait "$k8s_build_pid"; then
+    tail -n 40 "$k8s_build_log" >&2
+    echo "k8s-local build failed (log: $k8s_build_log)" >&2
+    exit 1
+  fi
+  log "starting k8s-local"
   trap '"$K8S_LOCAL" down >/dev/null 2>&1 || true' EXIT
   eval "$("$K8S_LOCAL" up | tail -n 1)"
   export GAMEDAY_E2E_KUBECONFIG="$KUBECONFIG"

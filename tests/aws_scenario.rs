@@ -282,6 +282,12 @@ async fn run_stops_after_the_notice_and_starts_everything_again_at_the_end() {
     let run = run_dir(&out);
     let ledger = std::fs::read_to_string(run.join("ledger.jsonl")).unwrap();
     assert!(ledger.contains("\"method\":\"ec2\""), "{ledger}");
+    // The report says how the interruption was delivered.
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("spot_interruption (method: ec2, 2s notice, then stop)"),
+        "{report}"
+    );
     assert!(
         ledger.contains(&format!("\"endpoint_url\":\"{}\"", moto.endpoint)),
         "{ledger}"

@@ -89,3 +89,57 @@ fn schema_is_json_and_names_the_fault_kinds() {
     assert!(text.contains("process_kill"));
     assert!(text.contains("stop_conditions"));
 }
+
+#[test]
+fn aws_mistakes_are_reported_with_line_and_column_before_anything_is_contacted() {
+    // The fixture names no reachable endpoint: validate must not need one.
+    let (code, out) = validate("aws-errors.yaml");
+    assert_eq!(code, 2, "{out}");
+    let f = "aws-errors.yaml";
+    has(&out, f, 7, 13, "not an AWS region name");
+    has(&out, f, 8, 19, "not an http(s) URL");
+    has(&out, f, 9, 26, "not an AWS account id");
+    // `target: aws` with a spot interruption that selects no EC2 instances.
+    has(&out, f, 17, 11, "has no `select:`");
+    // The notice would end after the phase.
+    has(
+        &out,
+        f,
+        19,
+        13,
+        "interrupted at 170.0s, after phase `chaos` ends",
+    );
+    has(&out, f, 21, 64, "150 is over 100");
+    // Termination must be acknowledged.
+    has(&out, f, 25, 11, "ec2_terminate cannot be reverted");
+    has(&out, f, 25, 34, "`abc` is not an instance id");
+    // FIS: a role, and a notice FIS accepts.
+    has(&out, f, 28, 11, "needs the ARN of the IAM role");
+    has(&out, f, 30, 19, "outside what FIS accepts");
+    // Two interruptions of the same instances at once.
+    has(
+        &out,
+        f,
+        32,
+        9,
+        "overlap in time on the same targets (spot_interruption on aws instances tagged a=b)",
+    );
+    // A stop shorter than its notice.
+    has(&out, f, 33, 19, "less than its spot notice (20s)");
+    assert!(out.contains("12 errors found"), "{out}");
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let o = gameday(&["validate", path.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(0), "{}: {}", path.display(), text(&o));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 7, "only {seen} scenarios found");
+}

@@ -153,6 +153,8 @@ pub struct FaultRun {
     pub injections: u32,
     /// Errors met.
     pub errors: Vec<String>,
+    /// How it was delivered ([`Fault::detail`]).
+    pub detail: Option<String>,
 }
 
 /// SLO verdict for one phase.
@@ -552,6 +554,7 @@ pub async fn run(
                 reverted: true,
                 injections: 0,
                 errors: vec![],
+                detail: f.detail(),
             },
         );
     }

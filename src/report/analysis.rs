@@ -967,6 +967,7 @@ mod tests {
                 targets: vec!["pid 42".into()],
                 irreversible: false,
                 reverted: true,
+                detail: None,
             }],
             recovery: vec![],
             action_items: vec![],

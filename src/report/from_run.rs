@@ -215,6 +215,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
                 targets: f.targets.clone(),
                 irreversible: f.irreversible,
                 reverted: f.reverted,
+                detail: f.detail.clone(),
             })
         })
         .collect();

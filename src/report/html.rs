@@ -271,7 +271,7 @@ pub fn render_html(j: &Journal) -> String {
                 h,
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{cls}\">{rev}</td></tr>",
                 text(&f.name),
-                text(&f.kind),
+                text(&f.kind_label()),
                 text(&f.target),
                 text(&f.targets.join(", ")),
                 fmt_offset(f.start_s),

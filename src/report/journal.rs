@@ -588,6 +588,19 @@ pub struct FaultRecord {
     pub irreversible: bool,
     /// The revert succeeded (or was not needed for an irreversible fault).
     pub reverted: bool,
+    /// How it was delivered, when the kind alone does not say (`method: fis, ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl FaultRecord {
+    /// The kind, with how it was delivered where that matters.
+    pub fn kind_label(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} ({d})", self.kind),
+            None => self.kind.clone(),
+        }
+    }
 }
 
 /// How long one SLO took to hold again after one fault ended.

@@ -396,7 +396,7 @@ pub fn render_markdown(j: &Journal) -> String {
                 md,
                 "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&f.name),
-                cell(&f.kind),
+                cell(&f.kind_label()),
                 cell(&f.target),
                 cell(&f.targets.join(", ")),
                 fmt_offset(f.start_s),

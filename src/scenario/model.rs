@@ -461,12 +461,8 @@ impl FaultEntry {
             return Some("local spot instances".into());
         }
         // AWS faults: the same selector means the same instances.
-        self.aws_spec().map(|a| {
-            format!(
-                "aws instances {}",
-                serde_json::to_string(a.selector()).unwrap_or_default()
-            )
-        })
+        self.aws_spec()
+            .map(|a| format!("aws instances {}", a.selector().describe()))
     }
 
     /// Every fault kind with whether this entry sets it: the one table that `kinds` reads
@@ -551,5 +547,36 @@ mod tests {
         let names: Vec<&str> = empty.kind_table().iter().map(|(k, _)| *k).collect();
         assert_eq!(names, FaultEntry::ALL_KINDS);
         assert!(empty.kinds().is_empty());
+    }
+
+    #[test]
+    fn spot_interruption_goes_to_aws_with_select_and_to_the_sandbox_without() {
+        let aws: FaultEntry = serde_saphyr::from_str(
+            "spot_interruption:\n  select: {tags: {team: shop}}\n  notice: 30s\n  behavior: stop\n",
+        )
+        .unwrap();
+        assert_eq!(aws.target_of("spot_interruption"), "aws");
+        assert!(aws.aws_spec().is_some());
+        assert!(
+            aws.is_durable(),
+            "stopped instances stay down until the fault ends"
+        );
+        assert_eq!(aws.min_length(), std::time::Duration::from_secs(30));
+        let local: FaultEntry =
+            serde_saphyr::from_str("spot_interruption:\n  instances: 2\n  notice: 5s\n").unwrap();
+        assert_eq!(local.target_of("spot_interruption"), "local");
+        assert!(local.aws_spec().is_none());
+        assert!(!local.is_durable());
+        assert_eq!(local.min_length(), std::time::Duration::ZERO);
+        let terminate: FaultEntry = serde_saphyr::from_str(
+            "spot_interruption:\n  select: {instance_ids: [i-0abc]}\n  acknowledge_irreversible: true\n",
+        )
+        .unwrap();
+        assert!(!terminate.is_durable(), "a termination is instant");
+        let stop: FaultEntry =
+            serde_saphyr::from_str("ec2_stop:\n  select: {tags: {a: b}}\n").unwrap();
+        assert_eq!(stop.target_of("ec2_stop"), "aws");
+        assert!(stop.is_durable());
+        assert_eq!(stop.scope().unwrap(), "aws instances tagged a=b");
     }
 }

@@ -144,6 +144,12 @@ pub trait Fault: Send + Sync {
     /// The fault kind as written in scenarios (`process_kill`, `pod_kill`, ...).
     fn kind(&self) -> &'static str;
 
+    /// How this fault is delivered, when the kind alone does not say (a spot interruption
+    /// through EC2 or AWS FIS): `plan`, the journal and the report show it beside the kind.
+    fn detail(&self) -> Option<String> {
+        None
+    }
+
     /// What this fault would hit now. Read-only: `plan` calls only this.
     async fn resolve(&self) -> Result<Resolution, TargetError>;
 

@@ -252,6 +252,7 @@ pub fn simulated(sim: &Sim) -> Journal {
         targets: vec!["proxy 127.0.0.1:15432 -> 127.0.0.1:5432".into()],
         irreversible: false,
         reverted: !sim.revert_fails,
+        detail: None,
     };
     let mut events = Vec::new();
     for p in &phases {

@@ -294,6 +294,13 @@ impl Fault for AwsFault {
         self.spec.kind()
     }
 
+    fn detail(&self) -> Option<String> {
+        match &self.spec {
+            AwsFaultSpec::SpotInterruption(s) => Some(spot_interruption::detail(s)),
+            _ => None,
+        }
+    }
+
     async fn resolve(&self) -> Result<Resolution, TargetError> {
         let sel = self.spec.selector();
         let spot_only = matches!(self.spec, AwsFaultSpec::SpotInterruption(_));

@@ -352,6 +352,28 @@ impl SpotInterruptionSpec {
 }
 
 impl InstanceSelector {
+    /// The instances this selector names, in words (`tagged team=shop in us-east-1a`), for
+    /// messages and overlap checks: two faults with the same words hit the same instances.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.instance_ids.is_empty() {
+            parts.push(self.instance_ids.join(","));
+        }
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            parts.push(format!("tagged {}", tags.join(",")));
+        }
+        if !self.availability_zones.is_empty() {
+            parts.push(format!("in {}", self.availability_zones.join(",")));
+        }
+        match self.lifecycle {
+            Lifecycle::Spot => parts.push("spot".to_owned()),
+            Lifecycle::OnDemand => parts.push("on-demand".to_owned()),
+            Lifecycle::Any => {}
+        }
+        parts.join(" ")
+    }
+
     /// Problems of the selector alone.
     pub fn validate(&self) -> Vec<SpecError> {
         let mut errors = Vec::new();

@@ -85,6 +85,18 @@ pub fn plan_notes(spec: &SpotInterruptionSpec) -> Vec<String> {
     notes
 }
 
+/// How the interruption is delivered, in a few words for the journal and report.
+pub fn detail(spec: &SpotInterruptionSpec) -> String {
+    match spec.method {
+        InterruptionMethod::Ec2 => format!(
+            "method: ec2, {} notice, then {}",
+            spec.notice,
+            behavior_verb(spec.behavior)
+        ),
+        InterruptionMethod::Fis => format!("method: fis, {} notice", spec.notice),
+    }
+}
+
 fn behavior_verb(b: InterruptionBehavior) -> &'static str {
     match b {
         InterruptionBehavior::Terminate => "terminate",
