@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::ec2_fault_proxy::{FaultProxy, Rule};
 use crate::support::k8s_local;
 use crate::support::moto::{launch, launch_persistent_spot, states, Kind, Moto};
 use crate::support::{cmd, text};
@@ -455,6 +456,65 @@ async fn dr_drill_drains_the_instances_node_then_uncordons_it() {
         all_up(&states(&ec2, &spot).await),
         "and started the instance"
     );
+    drop(cleanup);
+}
+
+/// Throttling that outlasts the SDK's retries, when the interruption is due: the run says so
+/// clearly, the instance keeps running and the Node the notice cordoned is uncordoned.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_interruption_ends_clearly_and_leaves_no_node_cordoned() {
+    let Some(e) = k8s_local::setup("aws_throttled") else {
+        return;
+    };
+    let Some(moto) = Moto::start() else { return };
+    let proxy = FaultProxy::start(moto.addr).await;
+    proxy.add(Rule::always("StopInstances", "RequestLimitExceeded"));
+    let ec2 = moto.ec2().await;
+    let spot = vec![launch_persistent_spot(&ec2, "shop").await];
+    let node = format!("gd-thr-{}", &e.ns[e.ns.len() - 6..]);
+    e.apply(&json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node},
+        "spec": {"providerID": format!("aws:///us-east-1a/{}", spot[0])}
+    }));
+    let cleanup = NodeCleanup {
+        e: &e,
+        node: node.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario(
+        dir.path(),
+        &proxy.endpoint,
+        &format!("  kubernetes:\n    context: {}\n", e.context),
+        "30s",
+        "      - name: reclaim\n        duration: 25s\n        spot_interruption:\n          select: {tags: {team: shop}}\n          notice: 2s\n          behavior: stop\n",
+    );
+    let out = dir.path().join("reports");
+    let child = spawn_run(&s, &out, Some(&e.kubeconfig));
+    let unschedulable =
+        |e: &k8s_local::E2e| e.get_json(&["node", &node])["spec"]["unschedulable"] == true;
+    k8s_local::wait_until(
+        "the notice cordons the node",
+        Duration::from_secs(30),
+        || unschedulable(&e),
+    );
+    k8s_local::wait_until(
+        "the failed stop uncordons it",
+        Duration::from_secs(60),
+        || !unschedulable(&e),
+    );
+    let (code, t) = finish(child, Duration::from_secs(90));
+    assert_eq!(code, Some(0), "no SLO was broken: {t}");
+    assert!(t.contains("RequestLimitExceeded"), "{t}");
+    assert!(
+        t.contains("could not be injected"),
+        "the summary says so: {t}"
+    );
+    assert!(!unschedulable(&e));
+    assert_eq!(states(&ec2, &spot).await, vec!["running"]);
+    assert!(proxy.calls("StopInstances").len() >= 2, "the SDK retried");
+    let ledger = std::fs::read_to_string(run_dir(&out).join("ledger.jsonl")).unwrap();
+    assert!(ledger.contains("\"op\":\"inject_failed\""), "{ledger}");
     drop(cleanup);
 }
 

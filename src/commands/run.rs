@@ -108,6 +108,15 @@ pub async fn run(args: &RunArgs) -> i32 {
             phases.join("  ")
         );
     }
+    // A fault that never took effect was not tested: say so next to the verdict, or a held
+    // hypothesis would claim more than the gameday showed.
+    for f in result.faults.iter().filter(|f| !f.errors.is_empty()) {
+        println!(
+            "⚠ fault `{}` could not be injected as planned: {}",
+            f.name,
+            f.errors.join("; ")
+        );
+    }
     println!("{verdict}");
     println!("run folder: {}", result.run_dir.display());
     result.outcome.exit_code()
