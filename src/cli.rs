@@ -60,6 +60,10 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Resolve as `run --yes` would: a kube context the scenario does not name, AWS
+    /// credentials of an account it does not name.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// `gameday run`.

@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> i32 {
     let _g = span.enter();
     match cli.command {
         Command::Validate { files } => commands::validate::run(&files),
-        Command::Plan(a) => rt.block_on(commands::plan::run(&a.file, a.json)),
+        Command::Plan(a) => rt.block_on(commands::plan::run(&a.file, a.json, a.yes)),
         Command::Run(a) => rt.block_on(commands::run::run(&a)),
         Command::Recover(a) => rt.block_on(commands::recover::run(&a)),
         Command::Load(a) => match rt.block_on(load::cli::run(a)) {

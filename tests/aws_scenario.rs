@@ -35,7 +35,7 @@ fn aws_env(c: &mut Command, keys: Option<(String, String)>) -> &mut Command {
 /// Writes a one-phase scenario against `endpoint`; `faults` is YAML indented for the list.
 fn scenario(dir: &Path, endpoint: &str, extra_target: &str, phase: &str, faults: &str) -> PathBuf {
     let yaml = format!(
-        "apiVersion: gameday/v1\nkind: Gameday\nmetadata:\n  name: aws-cli\ntarget:\n{extra_target}  aws:\n    region: us-east-1\n    endpoint_url: {endpoint}\nphases:\n  - name: chaos\n    duration: {phase}\n    faults:\n{faults}"
+        "apiVersion: gameday/v1\nkind: Gameday\nmetadata:\n  name: aws-cli\ntarget:\n{extra_target}  aws:\n    region: us-east-1\n    endpoint_url: {endpoint}\n    allowed_account_ids: [\"123456789012\"]\nphases:\n  - name: chaos\n    duration: {phase}\n    faults:\n{faults}"
     );
     let path = dir.join("aws.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -184,6 +184,69 @@ async fn plan_names_the_instances_it_would_hit_and_touches_none() {
     let mut every = spot.clone();
     every.extend(on_demand);
     assert_eq!(states(&ec2, &every).await, vec!["running"; 3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scenario_that_names_no_account_needs_yes() {
+    let Some(moto) = Moto::start() else { return };
+    let ec2 = moto.ec2().await;
+    let ids = launch(&ec2, Kind::OnDemand, 1, "dr", "us-east-1a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario(
+        dir.path(),
+        &moto.endpoint,
+        "",
+        "1m",
+        "      - name: zone-down\n        ec2_stop:\n          select: {tags: {team: dr}}\n",
+    );
+    let yaml = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        yaml.replace("    allowed_account_ids: [\"123456789012\"]\n", ""),
+    )
+    .unwrap();
+    let mut c = cmd();
+    let o = aws_env(&mut c, None)
+        .args(["plan", s.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(
+        text(&o).contains("the scenario names no AWS account"),
+        "{}",
+        text(&o)
+    );
+    let out = dir.path().join("reports");
+    let mut c = cmd();
+    let o = aws_env(&mut c, None)
+        .args([
+            "run",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "refused before anything: {}",
+        text(&o)
+    );
+    assert_eq!(states(&ec2, &ids).await, vec!["running"]);
+    // --yes: the person confirms; plan then only warns.
+    let mut c = cmd();
+    let o = aws_env(&mut c, None)
+        .args(["plan", "--yes", s.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("[warning] aws: the scenario names no AWS account"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

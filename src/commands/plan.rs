@@ -49,7 +49,10 @@ pub struct PlanReport {
 }
 
 /// Resolves a scenario's plan against its targets, read-only.
-pub async fn build(file: &Path) -> Result<PlanReport, scenario::diagnostic::Diagnostics> {
+pub async fn build(
+    file: &Path,
+    yes: bool,
+) -> Result<PlanReport, scenario::diagnostic::Diagnostics> {
     let loaded = scenario::load(file)?;
     let s = &loaded.scenario;
     let plan = Plan::new(s);
@@ -59,8 +62,8 @@ pub async fn build(file: &Path) -> Result<PlanReport, scenario::diagnostic::Diag
         Path::new("/nonexistent-gameday-plan"),
         None,
         &CancellationToken::new(),
-        // `plan` has no --yes: a context mismatch shows as each fault's resolution error.
-        false,
+        // Without --yes, a context mismatch shows as each fault's resolution error.
+        yes,
     )
     .await;
     let mut faults = Vec::new();
@@ -112,8 +115,8 @@ pub async fn build(file: &Path) -> Result<PlanReport, scenario::diagnostic::Diag
 }
 
 /// Prints the plan. Exit 0, 2 on invalid input, 5 when preflight finds an error.
-pub async fn run(file: &Path, json: bool) -> i32 {
-    let report = match build(file).await {
+pub async fn run(file: &Path, json: bool, yes: bool) -> i32 {
+    let report = match build(file, yes).await {
         Ok(r) => r,
         Err(d) => {
             eprintln!("{d}");

@@ -11,7 +11,7 @@ use crate::scenario;
 /// Runs the gameday and prints its verdict. Exit codes as in the README.
 pub async fn run(args: &RunArgs) -> i32 {
     if args.dry_run {
-        return super::plan::run(&args.file, false).await;
+        return super::plan::run(&args.file, false, args.yes).await;
     }
     let loaded = match scenario::load(&args.file) {
         Ok(l) => l,

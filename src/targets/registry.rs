@@ -49,7 +49,11 @@ impl Targets {
             .clone()
             .map(|c| KubernetesTarget::new(c, yes));
         let aws = match s.target.aws.clone() {
-            Some(c) => Some(with_notices(AwsTarget::connect(c).await, &kubernetes)),
+            Some(c) => {
+                let aws = AwsTarget::connect(c).await;
+                let aws = if yes { aws.confirm_any_account() } else { aws };
+                Some(with_notices(aws, &kubernetes))
+            }
             None => None,
         };
         Targets {

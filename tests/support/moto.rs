@@ -22,6 +22,8 @@ use aws_sdk_ec2::types::{
 use gameday::targets::aws::spec::AwsTargetConfig;
 use gameday::targets::aws::AwsTarget;
 
+/// The account moto puts every resource in.
+pub const MOTO_ACCOUNT: &str = "123456789012";
 /// The AMI moto ships with (any id in its default list works).
 const AMI: &str = "ami-12c6146b";
 /// How long moto may take to answer after its process starts.
@@ -211,6 +213,10 @@ pub async fn target_with(
     mut config: AwsTargetConfig,
 ) -> AwsTarget {
     config.endpoint_url = Some(endpoint.to_owned());
+    if config.allowed_account_ids.is_empty() {
+        // moto's one account, as a scenario would name it.
+        config.allowed_account_ids = vec![MOTO_ACCOUNT.to_owned()];
+    }
     AwsTarget::from_sdk_config(config, &sdk_config(keys).await)
 }
 

@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) fis: aws_sdk_fis::Client,
     pub(crate) region: Option<String>,
     pub(crate) notice: Option<Arc<dyn SpotNoticeHandler>>,
+    /// `--yes`: the scenario may name no account (see [`AwsTarget::confirm_any_account`]).
+    pub(crate) any_account: bool,
     /// Faults made by [`AwsTarget::fault`], so that `preflight` (which is handed `&dyn Fault`)
     /// can find their specs without downcasting.
     faults: Mutex<Vec<Arc<AwsFault>>>,
@@ -120,6 +122,7 @@ impl AwsTarget {
                 region,
                 config,
                 notice: None,
+                any_account: false,
                 faults: Mutex::new(Vec::new()),
             }),
         }
@@ -138,6 +141,13 @@ impl AwsTarget {
     /// scenario configures both targets. Must be called before any fault is made.
     pub fn with_notice_handler(self, handler: Arc<dyn SpotNoticeHandler>) -> Self {
         self.map_inner(|inner| inner.notice = Some(handler))
+    }
+
+    /// Accept a scenario that names no account in `allowed_account_ids` (`--yes`). Without
+    /// it, preflight refuses such a scenario, as the Kubernetes target refuses a context the
+    /// scenario does not name: credentials left in a shell must not pick the account.
+    pub fn confirm_any_account(self) -> Self {
+        self.map_inner(|inner| inner.any_account = true)
     }
 
     /// Replace the FIS client (tests: FIS is not in moto, so its path runs against the SDK's

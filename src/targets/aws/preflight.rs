@@ -75,6 +75,12 @@ pub(crate) async fn run(
 ) -> Result<Vec<Finding>, TargetError> {
     let inner = &target.inner;
     let mut findings = Vec::new();
+    if inner.config.allowed_account_ids.is_empty() && !faults.is_empty() {
+        let finding = if inner.any_account { warning } else { error };
+        findings.push(finding(
+            "the scenario names no AWS account: instances of whatever account the credentials reach could be hit; list it in target.aws.allowed_account_ids, or pass --yes".to_owned(),
+        ));
+    }
     match inner.ec2.dry_run(Call::DescribeInstances, &[]).await {
         Ok(()) => {}
         Err(e @ AwsError::Unreachable { .. }) => return Err(e.into()),
