@@ -285,9 +285,124 @@ pub fn recovery_after(
     None
 }
 
+/// What one fault's recovery says about a `recovery_time` objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RecoveryVerdict {
+    /// Steady again after this many seconds.
+    Within(f64),
+    /// Not steady again before the run (or the next fault, after `max` had passed) ended:
+    /// evidence against the objective.
+    NotRecovered,
+    /// The next fault started before `max` had passed and before steady state came back:
+    /// this fault's recovery could not be measured, which is no evidence either way.
+    Unmeasured,
+}
+
+/// Recovery after the fault that ended at `end_s`, judged against `max` seconds. The
+/// seconds after a fault belong to it only until the next fault starts (`fault_starts` holds
+/// every fault's start), as in the report's recovery table: a later fault's damage is never
+/// charged to an earlier one. Returns the seconds to recover (`None`: not seen) and the verdict.
+pub fn judge_recovery(
+    windows: &[Window],
+    end_s: f64,
+    fault_starts: &[f64],
+    objectives: &[Objective],
+    consecutive: u32,
+    max: f64,
+) -> (Option<f64>, RecoveryVerdict) {
+    let until = fault_starts
+        .iter()
+        .copied()
+        .filter(|s| *s > end_s)
+        .min_by(f64::total_cmp)
+        .unwrap_or(f64::INFINITY);
+    // Windows are in time order: the ones that end by `until` are a prefix.
+    let n = windows.partition_point(|w| w.start_s + w.duration_s <= until + 1e-6);
+    let after = recovery_after(&windows[..n], end_s, objectives, consecutive);
+    let verdict = match after {
+        Some(a) => RecoveryVerdict::Within(a),
+        None if until.is_finite() && until - end_s <= max => RecoveryVerdict::Unmeasured,
+        None => RecoveryVerdict::NotRecovered,
+    };
+    (after, verdict)
+}
+
 /// The objectives of the SLOs other than recovery time, which recovery is judged against.
 pub fn steady_objectives(slos: &[Slo]) -> Vec<Objective> {
     slos.iter()
         .filter_map(|s| Objective::of(&s.latency, &s.error_rate, &s.availability))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::hist::new_histogram;
+    use crate::load::{ErrorCounts, HistBlob, HistSet};
+
+    /// One second of load with `ok` good answers out of 10.
+    fn win(i: u64, ok: u64) -> Window {
+        let empty = HistBlob::encode(&new_histogram());
+        Window {
+            index: i,
+            start_s: i as f64,
+            duration_s: 1.0,
+            requests: 10,
+            ok,
+            dropped: 0,
+            late: 0,
+            errors: ErrorCounts {
+                http_5xx: 10 - ok,
+                ..Default::default()
+            },
+            rate_requested: None,
+            rate_achieved: 10.0,
+            latency: Default::default(),
+            service: Default::default(),
+            lag: Default::default(),
+            heartbeat_p99_ms: 0.0,
+            trusted: true,
+            histograms: HistSet {
+                latency: empty.clone(),
+                service: empty.clone(),
+                lag: empty,
+            },
+        }
+    }
+
+    /// Availability by second: 0-4 good, 5-9 bad, 10-19 good.
+    fn run() -> Vec<Window> {
+        (0..20)
+            .map(|i| win(i, if (5..10).contains(&i) { 0 } else { 10 }))
+            .collect()
+    }
+
+    #[test]
+    fn recovery_is_measured_from_the_fault_end_to_the_good_run() {
+        let obj = [Objective::Availability(99.0)];
+        let (after, v) = judge_recovery(&run(), 5.0, &[4.0], &obj, 3, 10.0);
+        assert_eq!(after, Some(5.0));
+        assert_eq!(v, RecoveryVerdict::Within(5.0));
+    }
+
+    #[test]
+    fn a_later_fault_cuts_the_measurement_and_is_not_charged_to_the_earlier_one() {
+        let obj = [Objective::Availability(99.0)];
+        // The next fault starts at 8 s, 3 s after this one ended, before `max` (10 s).
+        let (after, v) = judge_recovery(&run(), 5.0, &[4.0, 8.0], &obj, 3, 10.0);
+        assert_eq!(after, None);
+        assert_eq!(v, RecoveryVerdict::Unmeasured);
+        // With max 2 s, 3 s without recovery already break it.
+        let (_, v) = judge_recovery(&run(), 5.0, &[4.0, 8.0], &obj, 3, 2.0);
+        assert_eq!(v, RecoveryVerdict::NotRecovered);
+    }
+
+    #[test]
+    fn never_steady_again_is_not_recovered() {
+        let obj = [Objective::Availability(99.0)];
+        let bad: Vec<Window> = (0..10).map(|i| win(i, 0)).collect();
+        let (after, v) = judge_recovery(&bad, 2.0, &[1.0], &obj, 3, 30.0);
+        assert_eq!(after, None);
+        assert_eq!(v, RecoveryVerdict::NotRecovered);
+    }
 }

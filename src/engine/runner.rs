@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{EventKind, EventLog};
-use super::hypothesis::{self, PhaseMeasure, StopWatch};
+use super::hypothesis::{self, PhaseMeasure, RecoveryVerdict, StopWatch};
 use super::ledger::{self, now_rfc3339, Ledger, Record};
 use super::plan::{Plan, PlannedFault};
 use crate::load::{self, LoadSummary, Window};
@@ -921,6 +921,10 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
     };
     match injected {
         Ok(()) => {
+            // An instant fault ends when its action completes, which for a spot interruption
+            // is minutes after it began (the notice): recovery is measured from here.
+            let done_s = ctx.events.now_s();
+            note_fault(ctx, &pf.name, |r| r.end_s = Some(done_s));
             ctx.metrics
                 .injected(&pf.kind, &pf.target, !prepared.irreversible);
             ctx.events.push(
@@ -1063,6 +1067,7 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
         .iter()
         .filter_map(|f| f.end_s.map(|e| (f.name.clone(), e)))
         .collect();
+    let starts: Vec<f64> = r.faults.iter().filter_map(|f| f.start_s).collect();
     let steady = hypothesis::steady_objectives(&s.hypothesis.slos);
     for slo in &s.hypothesis.slos {
         let applies = |phase: &str| slo.phases.is_empty() || slo.phases.iter().any(|p| p == phase);
@@ -1092,9 +1097,17 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
             });
         }
         if let Some(rt) = &slo.recovery_time {
+            let max = rt.max.secs_f64();
             let mut worst: Option<f64> = Some(0.0);
             for (name, end) in &fault_ends {
-                let after = hypothesis::recovery_after(&r.windows, *end, &steady, rt.consecutive);
+                let (after, verdict) = hypothesis::judge_recovery(
+                    &r.windows,
+                    *end,
+                    &starts,
+                    &steady,
+                    rt.consecutive,
+                    max,
+                );
                 if !r.recovery.iter().any(|x| &x.fault == name) {
                     r.recovery.push(Recovery {
                         fault: name.clone(),
@@ -1102,12 +1115,12 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
                         recovered_after_s: after,
                     });
                 }
-                worst = match (worst, after) {
-                    (Some(w), Some(a)) => Some(w.max(a)),
+                worst = match (worst, verdict) {
+                    (Some(w), RecoveryVerdict::Within(a)) => Some(w.max(a)),
+                    (w, RecoveryVerdict::Unmeasured) => w,
                     _ => None,
                 };
             }
-            let max = rt.max.secs_f64();
             r.slos.push(SloVerdict {
                 name: slo.name.clone(),
                 metric: "recovery_time_s".into(),
