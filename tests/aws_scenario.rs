@@ -362,11 +362,7 @@ async fn run_stops_after_the_notice_and_starts_everything_again_at_the_end() {
     );
     assert!(!t.contains(SECRET), "the secret key was logged");
     // Nothing left for recover.
-    let mut c = cmd();
-    let o = aws_env(&mut c, None)
-        .args(["recover", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = recover(&out);
     assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
 }
 
@@ -434,11 +430,7 @@ async fn sigkill_after_the_stop_then_recover_starts_the_instance() {
         "the killed runner left it stopped"
     );
     // recover reads the endpoint and region from the ledger, credentials from the chain.
-    let mut c = cmd();
-    let o = aws_env(&mut c, None)
-        .args(["recover", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = recover(&out);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         text(&o).contains("reclaim (spot_interruption)"),
@@ -446,11 +438,7 @@ async fn sigkill_after_the_stop_then_recover_starts_the_instance() {
         text(&o)
     );
     assert!(all_up(&states(&ec2, &spot).await));
-    let mut c = cmd();
-    let o = aws_env(&mut c, None)
-        .args(["recover", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = recover(&out);
     assert!(text(&o).contains("nothing to recover"), "{}", text(&o));
 }
 
@@ -465,16 +453,8 @@ async fn dr_drill_drains_the_instances_node_then_uncordons_it() {
     let Some(moto) = Moto::start() else { return };
     let ec2 = moto.ec2().await;
     let spot = vec![launch_persistent_spot(&ec2, "shop").await];
-    let node = format!("gd-spot-{}", &e.ns[e.ns.len() - 6..]);
-    e.apply(&json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node, "labels": {"gameday-test": "spot"}},
-        "spec": {"providerID": format!("aws:///us-east-1a/{}", spot[0])}
-    }));
-    let cleanup = NodeCleanup {
-        e: &e,
-        node: node.clone(),
-    };
+    let cleanup = SpotNode::create(&e, &spot[0]);
+    let node = cleanup.node.clone();
     e.apply(&json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "on-spot", "namespace": e.ns},
@@ -491,12 +471,10 @@ async fn dr_drill_drains_the_instances_node_then_uncordons_it() {
     );
     let out = dir.path().join("reports");
     let child = spawn_run(&s, &out, Some(&e.kubeconfig));
-    let unschedulable =
-        |e: &k8s_local::E2e| e.get_json(&["node", &node])["spec"]["unschedulable"] == true;
     k8s_local::wait_until(
         "the node is cordoned at the notice",
         Duration::from_secs(30),
-        || unschedulable(&e),
+        || cleanup.cordoned(),
     );
     k8s_local::wait_until("its pod is evicted", Duration::from_secs(30), || {
         let pods = e.get_json(&["pods", "-n", &e.ns]);
@@ -514,7 +492,7 @@ async fn dr_drill_drains_the_instances_node_then_uncordons_it() {
     assert!(saw(&ec2, &spot, Duration::from_secs(20), |s| s[0] == "stopped").await);
     let (code, t) = finish(child, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{t}");
-    assert!(!unschedulable(&e), "revert uncordoned the node");
+    assert!(!cleanup.cordoned(), "revert uncordoned the node");
     assert!(
         all_up(&states(&ec2, &spot).await),
         "and started the instance"
@@ -534,16 +512,7 @@ async fn throttled_interruption_ends_clearly_and_leaves_no_node_cordoned() {
     proxy.add(Rule::always("StopInstances", "RequestLimitExceeded"));
     let ec2 = moto.ec2().await;
     let spot = vec![launch_persistent_spot(&ec2, "shop").await];
-    let node = format!("gd-thr-{}", &e.ns[e.ns.len() - 6..]);
-    e.apply(&json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node},
-        "spec": {"providerID": format!("aws:///us-east-1a/{}", spot[0])}
-    }));
-    let cleanup = NodeCleanup {
-        e: &e,
-        node: node.clone(),
-    };
+    let cleanup = SpotNode::create(&e, &spot[0]);
     let dir = tempfile::tempdir().unwrap();
     let s = scenario(
         dir.path(),
@@ -554,17 +523,15 @@ async fn throttled_interruption_ends_clearly_and_leaves_no_node_cordoned() {
     );
     let out = dir.path().join("reports");
     let child = spawn_run(&s, &out, Some(&e.kubeconfig));
-    let unschedulable =
-        |e: &k8s_local::E2e| e.get_json(&["node", &node])["spec"]["unschedulable"] == true;
     k8s_local::wait_until(
         "the notice cordons the node",
         Duration::from_secs(30),
-        || unschedulable(&e),
+        || cleanup.cordoned(),
     );
     k8s_local::wait_until(
         "the failed stop uncordons it",
         Duration::from_secs(60),
-        || !unschedulable(&e),
+        || !cleanup.cordoned(),
     );
     let (code, t) = finish(child, Duration::from_secs(90));
     assert_eq!(code, Some(0), "no SLO was broken: {t}");
@@ -573,7 +540,7 @@ async fn throttled_interruption_ends_clearly_and_leaves_no_node_cordoned() {
         t.contains("could not be injected"),
         "the summary says so: {t}"
     );
-    assert!(!unschedulable(&e));
+    assert!(!cleanup.cordoned());
     assert_eq!(states(&ec2, &spot).await, vec!["running"]);
     assert!(proxy.calls("StopInstances").len() >= 2, "the SDK retried");
     let ledger = std::fs::read_to_string(run_dir(&out).join("ledger.jsonl")).unwrap();
@@ -581,13 +548,30 @@ async fn throttled_interruption_ends_clearly_and_leaves_no_node_cordoned() {
     drop(cleanup);
 }
 
-/// Removes the test's Node (and force-deletes pods bound to it: no kubelet finishes them).
-struct NodeCleanup<'a> {
+/// A Node of the test whose `spec.providerID` names an instance, as on EKS; removed (with the
+/// pods bound to it, which no kubelet finishes) when dropped.
+struct SpotNode<'a> {
     e: &'a k8s_local::E2e,
     node: String,
 }
 
-impl Drop for NodeCleanup<'_> {
+impl<'a> SpotNode<'a> {
+    fn create(e: &'a k8s_local::E2e, instance_id: &str) -> Self {
+        let node = format!("gd-spot-{}", &e.ns[e.ns.len() - 6..]);
+        e.apply(&json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node},
+            "spec": {"providerID": format!("aws:///us-east-1a/{instance_id}")}
+        }));
+        SpotNode { e, node }
+    }
+
+    fn cordoned(&self) -> bool {
+        self.e.get_json(&["node", &self.node])["spec"]["unschedulable"] == true
+    }
+}
+
+impl Drop for SpotNode<'_> {
     fn drop(&mut self) {
         let k = |args: &[&str]| {
             let _ = Command::new("kubectl")
@@ -607,4 +591,13 @@ impl Drop for NodeCleanup<'_> {
         ]);
         k(&["delete", "node", &self.node, "--wait=false"]);
     }
+}
+
+/// `gameday recover --out OUT` with the test's AWS environment.
+fn recover(out: &Path) -> std::process::Output {
+    let mut c = cmd();
+    aws_env(&mut c, None)
+        .args(["recover", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap()
 }
