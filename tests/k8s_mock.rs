@@ -892,3 +892,84 @@ async fn probes_read_ready_replicas_and_restarts_since_a_baseline() {
     drop(t);
     mock.done().await;
 }
+
+/// A Node of an EC2 instance, as EKS names it in `spec.providerID`.
+fn ec2_node(name: &str, instance: &str, unschedulable: bool) -> Value {
+    let mut n = node(name, unschedulable);
+    n["spec"]["providerID"] = json!(format!("aws:///us-east-1a/{instance}"));
+    n
+}
+
+/// The AWS spot notice's cluster side: the instance's Node is found through
+/// `spec.providerID`, cordoned and drained through the Eviction API, and uncordoned on undo;
+/// a Node that was cordoned before stays cordoned, and an instance without a Node is left
+/// alone.
+#[tokio::test]
+async fn spot_notice_drains_the_node_of_the_instance_and_undo_uncordons_only_what_it_cordoned() {
+    let nodes = || {
+        step(
+            "GET",
+            "/api/v1/nodes",
+            list(
+                "NodeList",
+                vec![
+                    ec2_node("node-1", "i-0aaa", false),
+                    ec2_node("node-2", "i-0bbb", true),
+                    node("node-3", false),
+                ],
+                None,
+            ),
+        )
+        .q("limit", "500")
+    };
+    let pods_on = |n: &str| {
+        step("GET", "/api/v1/pods", list("PodList", web_pods(1), None))
+            .q("fieldSelector", format!("spec.nodeName={n}"))
+    };
+    let mock = serve(vec![
+        // prepare_notice(i-0bbb): an already cordoned node.
+        nodes(),
+        pods_on("node-2"),
+        // prepare_notice(i-0ccc): no node runs on it.
+        nodes(),
+        // prepare_notice(i-0aaa), then the notice: cordon, evict, and undo.
+        nodes(),
+        pods_on("node-1"),
+        step("PATCH", "/api/v1/nodes/node-1", node("node-1", true)),
+        pods_on("node-1"),
+        step(
+            "GET",
+            "/apis/policy",
+            json!({"kind": "APIGroup", "name": "policy", "versions": [{"groupVersion": "policy/v1", "version": "v1"}]}),
+        ),
+        step(
+            "POST",
+            "/api/v1/namespaces/shop/pods/web-0/eviction",
+            status_ok(),
+        )
+        .status(201),
+        step("PATCH", "/api/v1/nodes/node-1", node("node-1", false)),
+    ]);
+    let t = target(mock.client.clone());
+    let handler = t.spot_notice_handler();
+    let cordoned = handler.prepare_notice("i-0bbb").await.unwrap().unwrap();
+    assert_eq!(
+        cordoned["nodes"],
+        json!([{"name": "node-2", "was_unschedulable": true}])
+    );
+    assert!(handler.prepare_notice("i-0ccc").await.unwrap().is_none());
+    let undo = handler.prepare_notice("i-0aaa").await.unwrap().unwrap();
+    assert_eq!(
+        undo["nodes"],
+        json!([{"name": "node-1", "was_unschedulable": false}])
+    );
+    handler.on_notice("i-0aaa", &undo).await.unwrap();
+    handler.undo(&undo).await.unwrap();
+    // Undoing the notice of a node cordoned before the run sends nothing.
+    handler.undo(&cordoned).await.unwrap();
+    drop((handler, t));
+    let seen = mock.done().await;
+    assert_eq!(seen[5].body, json!({"spec": {"unschedulable": true}}));
+    assert_eq!(seen[8].body["apiVersion"], "policy/v1");
+    assert_eq!(seen[9].body, json!({"spec": {"unschedulable": false}}));
+}
