@@ -500,6 +500,46 @@ async fn dr_drill_drains_the_instances_node_then_uncordons_it() {
     drop(cleanup);
 }
 
+/// SIGKILL during a spot notice that cordoned a Node: `recover` rebuilds both targets from
+/// the ledger and uncordons it; the termination the notice announced never happens.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_the_notice_then_recover_uncordons_the_node() {
+    let Some(e) = k8s_local::setup("aws_sigkill_notice") else {
+        return;
+    };
+    let Some(moto) = Moto::start() else { return };
+    let ec2 = moto.ec2().await;
+    let spot = launch(&ec2, Kind::SpotOneTime, 1, "shop", "us-east-1a").await;
+    let node = SpotNode::create(&e, &spot[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario(
+        dir.path(),
+        &moto.endpoint,
+        &format!("  kubernetes:\n    context: {}\n", e.context),
+        "2m",
+        "      - name: reclaim\n        spot_interruption:\n          select: {tags: {team: shop}}\n          notice: 90s\n          acknowledge_irreversible: true\n",
+    );
+    let out = dir.path().join("reports");
+    let mut child = spawn_run(&s, &out, Some(&e.kubeconfig));
+    k8s_local::wait_until(
+        "the notice cordons the node",
+        Duration::from_secs(30),
+        || node.cordoned(),
+    );
+    child.kill().unwrap(); // SIGKILL: no revert at all
+    child.wait().unwrap();
+    assert!(node.cordoned(), "the killed runner left the cordon");
+    let mut c = cmd();
+    let o = aws_env(&mut c, None)
+        .args(["recover", "--out", out.to_str().unwrap()])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!node.cordoned(), "recover uncordoned the node");
+    assert_eq!(states(&ec2, &spot).await, vec!["running"]);
+}
+
 /// Throttling that outlasts the SDK's retries, when the interruption is due: the run says so
 /// clearly, the instance keeps running and the Node the notice cordoned is uncordoned.
 #[tokio::test(flavor = "multi_thread")]
