@@ -143,3 +143,23 @@ fn every_shipped_scenario_is_valid() {
     }
     assert!(seen >= 7, "only {seen} scenarios found");
 }
+
+#[test]
+fn a_kubernetes_probe_slo_needs_the_kubernetes_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("probe.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: gameday/v1\nkind: Gameday\nmetadata:\n  name: p\ntarget:\n  local:\n    services:\n      - name: web\n        command: [sleep, '60']\nhypothesis:\n  slos:\n    - name: web-up\n      workload_ready: {kind: deployment, namespace: shop, name: web}\nphases:\n  - name: a\n    duration: 1s\n",
+    )
+    .unwrap();
+    let o = gameday(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    has(
+        &text(&o),
+        "probe.yaml",
+        13,
+        23,
+        "reads the Kubernetes target, which is not configured",
+    );
+}

@@ -299,3 +299,93 @@ fn k8s_run_kills_pods_every_interval_and_the_deployment_recovers() {
         "{before:?} {after:?}"
     );
 }
+
+/// The hypothesis's Kubernetes probes through a real run: readings once a second, a verdict
+/// per phase (the share of passing readings), events when a probe starts failing, and the
+/// journal and report carrying it all.
+#[test]
+fn k8s_probe_slos_are_read_every_second_and_judged_per_phase() {
+    let Some(e) = setup("cli_probes") else { return };
+    e.deploy("web", 2, None);
+    let dir = tempfile::tempdir().unwrap();
+    let ns = &e.ns;
+    let text_yaml = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: k8s-probes
+target:
+  kubernetes:
+    context: {context}
+hypothesis:
+  slos:
+    - name: web-up
+      workload_ready: {{ kind: deployment, namespace: {ns}, name: web, min_ready: 1 }}
+    - name: web-needs-3
+      workload_ready: {{ kind: deployment, namespace: {ns}, name: web, min_ready: 3 }}
+      phases: [chaos]
+    - name: no-restarts
+      pod_restarts: {{ selector: {{ namespaces: [{ns}], label_selectors: {{ app: web }} }}, max_restarts: 0 }}
+phases:
+  - name: baseline
+    duration: 3s
+  - name: chaos
+    duration: 3s
+"#,
+        context = e.context
+    );
+    let s = dir.path().join("probes.yaml");
+    std::fs::write(&s, text_yaml).unwrap();
+    let out = dir.path().join("reports");
+    let o = cmd()
+        .args([
+            "run",
+            "--no-progress",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "web-needs-3 is violated: {}",
+        text(&o)
+    );
+    let run = run_dir(&out).unwrap();
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("journal.json")).unwrap()).unwrap();
+    let slo = |name: &str| {
+        journal["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no SLO {name} in {}", journal["slos"]))
+            .clone()
+    };
+    let up = slo("web-up");
+    assert_eq!(up["metric"], "probe_ok_pct");
+    assert_eq!(up["passed"], true, "{up}");
+    assert_eq!(up["per_phase"].as_array().unwrap().len(), 2, "{up}");
+    assert_eq!(up["per_phase"][0]["observed"], 100.0, "{up}");
+    let three = slo("web-needs-3");
+    assert_eq!(three["passed"], false, "{three}");
+    assert_eq!(three["per_phase"][0]["phase"], "chaos");
+    assert_eq!(three["per_phase"][0]["observed"], 0.0, "{three}");
+    assert_eq!(slo("no-restarts")["passed"], true);
+    let events = journal["events"].to_string();
+    assert!(
+        events.contains("probe of SLO `web-needs-3` fails") && events.contains("2/2 ready"),
+        "{events}"
+    );
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "deployment {ns}/web ready replicas >= 3 at every reading"
+        )),
+        "{md}"
+    );
+}

@@ -9,6 +9,7 @@ pub mod events;
 pub mod hypothesis;
 pub mod ledger;
 pub mod plan;
+pub mod probes;
 pub mod recover;
 pub mod runner;
 pub mod signals;

@@ -250,6 +250,8 @@ pub struct RunResult {
     pub recovery: Vec<Recovery>,
     /// Injections left pending (run `gameday recover`).
     pub pending: usize,
+    /// Every reading of the hypothesis's Kubernetes probes.
+    pub probes: Vec<super::probes::ProbeSample>,
 }
 
 /// A short random run id.
@@ -345,6 +347,7 @@ pub async fn run(
         slos: vec![],
         recovery: vec![],
         pending: 0,
+        probes: vec![],
     };
 
     // Metrics first: a taken port is an error before anything is touched.
@@ -445,6 +448,37 @@ pub async fn run(
                 Outcome::Unreachable,
                 e.to_string(),
             );
+        }
+    }
+
+    // The hypothesis's Kubernetes probes, through the whole run (baselines taken now).
+    let probe_cancel = root.child_token();
+    let mut probe_task = None;
+    if let (true, Some(k)) = (
+        super::probes::any(&s.hypothesis.slos),
+        targets.kubernetes.as_ref(),
+    ) {
+        match super::probes::start(
+            &s.hypothesis.slos,
+            k.shared().clone(),
+            events.clone(),
+            probe_cancel.clone(),
+        )
+        .await
+        {
+            Ok(task) => probe_task = Some(task),
+            Err(e) => {
+                for t in targets.all() {
+                    let _ = t.shutdown().await;
+                }
+                return finish_early(
+                    result,
+                    &ledger,
+                    &events,
+                    Outcome::Unreachable,
+                    format!("the hypothesis's probes cannot start: {e}"),
+                );
+            }
         }
     }
 
@@ -602,6 +636,10 @@ pub async fn run(
         result.abort_reason = Some(reason.clone());
     }
     revert_all(&ctx).await;
+    probe_cancel.cancel();
+    if let Some(task) = probe_task {
+        result.probes = task.await.unwrap_or_default();
+    }
     let end_s = events.now_s();
     if let Some(h) = load_handle.and_then(|h| Arc::try_unwrap(h).ok()) {
         result.load = Some(h.finish().await);
@@ -1070,6 +1108,10 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
     let starts: Vec<f64> = r.faults.iter().filter_map(|f| f.start_s).collect();
     let steady = hypothesis::steady_objectives(&s.hypothesis.slos);
     for slo in &s.hypothesis.slos {
+        if !slo.is_load_measured() {
+            r.slos.push(super::probes::judge(slo, &r.probes, &r.phases));
+            continue;
+        }
         let applies = |phase: &str| slo.phases.is_empty() || slo.phases.iter().any(|p| p == phase);
         if let Some(o) = Objective::of(&slo.latency, &slo.error_rate, &slo.availability) {
             let per_phase: Vec<PhaseVerdict> = r

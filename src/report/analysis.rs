@@ -37,13 +37,13 @@ impl SloMetric {
             SloMetric::ErrorRatePct => w.error_pct(),
             SloMetric::AvailabilityPct => w.availability_pct(),
             SloMetric::ThroughputRps => Some(w.requests as f64 / WINDOW_S),
-            SloMetric::RecoveryTimeS => None,
+            SloMetric::RecoveryTimeS | SloMetric::ProbeOkPct => None,
         }
     }
 
     /// Whether the metric can be evaluated second by second (and so has a recovery time).
     pub fn is_windowed(self) -> bool {
-        !matches!(self, SloMetric::RecoveryTimeS)
+        !matches!(self, SloMetric::RecoveryTimeS | SloMetric::ProbeOkPct)
     }
 }
 
@@ -366,6 +366,10 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
                         "At least one fault was not followed by enough good seconds in a row \
                          before the run ended: the service did not recover in the run.",
                     );
+                    true
+                }
+                None if slo.metric == SloMetric::ProbeOkPct => {
+                    let _ = write!(detail, "The probe was not read {where_}.");
                     true
                 }
                 None => {

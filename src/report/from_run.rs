@@ -93,6 +93,7 @@ fn metric(name: &str) -> (SloMetric, Comparison) {
         "error_rate_pct" => (SloMetric::ErrorRatePct, le),
         "availability_pct" => (SloMetric::AvailabilityPct, Comparison::Ge),
         "recovery_time_s" => (SloMetric::RecoveryTimeS, le),
+        "probe_ok_pct" => (SloMetric::ProbeOkPct, Comparison::Ge),
         _ => {
             let p: f64 = name
                 .strip_prefix("latency_p")

@@ -485,6 +485,8 @@ pub enum SloMetric {
     ThroughputRps,
     /// Seconds from a fault's end until the other SLOs held again.
     RecoveryTimeS,
+    /// Readings of a Kubernetes probe (`workload_ready`, `pod_restarts`) that passed, percent.
+    ProbeOkPct,
 }
 
 impl SloMetric {
@@ -497,7 +499,7 @@ impl SloMetric {
             | SloMetric::LatencyP999Ms
             | SloMetric::LatencyMaxMs
             | SloMetric::LatencyMeanMs => "ms",
-            SloMetric::ErrorRatePct | SloMetric::AvailabilityPct => "%",
+            SloMetric::ErrorRatePct | SloMetric::AvailabilityPct | SloMetric::ProbeOkPct => "%",
             SloMetric::ThroughputRps => "req/s",
             SloMetric::RecoveryTimeS => "s",
         }
@@ -516,6 +518,7 @@ impl SloMetric {
             SloMetric::AvailabilityPct => "availability",
             SloMetric::ThroughputRps => "throughput",
             SloMetric::RecoveryTimeS => "recovery time",
+            SloMetric::ProbeOkPct => "probe readings passing",
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::targets::aws::spec::{
 };
 use crate::targets::kubernetes::spec::{
     ContainerKillSpec, DnsFailureSpec, KubernetesConfig, NetworkLatencySpec, NodeDrainSpec,
-    PodKillSpec,
+    PodKillSpec, PodRestartsProbe, WorkloadReadyProbe,
 };
 use crate::targets::local::config::LocalTarget;
 use crate::targets::local::process_kill::ProcessKillSpec;
@@ -122,7 +122,8 @@ pub struct Hypothesis {
 }
 
 /// One service-level objective. Set exactly one of `latency`, `error_rate`, `availability`,
-/// `recovery_time`.
+/// `recovery_time` (measured by the load), or `workload_ready`, `pod_restarts` (read from the
+/// Kubernetes target every second).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Slo {
@@ -140,6 +141,14 @@ pub struct Slo {
     /// After each fault ends, the other objectives must hold again within this time.
     #[serde(default)]
     pub recovery_time: Option<RecoveryObjective>,
+    /// Kubernetes: a Deployment or StatefulSet keeps at least `min_ready` ready replicas at
+    /// every reading (once a second).
+    #[serde(default)]
+    pub workload_ready: Option<WorkloadReadyProbe>,
+    /// Kubernetes: the selected pods' containers restart at most `max_restarts` times in
+    /// all, counted from the start of the run.
+    #[serde(default)]
+    pub pod_restarts: Option<PodRestartsProbe>,
     /// Phases where this objective must hold; all phases when empty. Chaos phases often only
     /// carry a looser objective, or none.
     #[serde(default)]
@@ -181,6 +190,13 @@ pub struct RecoveryObjective {
     /// How many consecutive good seconds count as "recovered" (default 3).
     #[serde(default = "default_consecutive")]
     pub consecutive: u32,
+}
+
+impl Slo {
+    /// Whether the load measures this objective (every kind but the Kubernetes probes).
+    pub fn is_load_measured(&self) -> bool {
+        self.workload_ready.is_none() && self.pod_restarts.is_none()
+    }
 }
 
 fn default_consecutive() -> u32 {

@@ -475,15 +475,46 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             slo.error_rate.is_some(),
             slo.availability.is_some(),
             slo.recovery_time.is_some(),
+            slo.workload_ready.is_some(),
+            slo.pod_restarts.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
         if set != 1 {
-            push(here.clone(), format!("SLO `{}` must set exactly one of latency, error_rate, availability, recovery_time ({set} set)", slo.name));
+            push(here.clone(), format!("SLO `{}` must set exactly one of latency, error_rate, availability, recovery_time, workload_ready, pod_restarts ({set} set)", slo.name));
         }
-        if !has_load {
-            push(here.clone(), format!("SLO `{}` is measured by the load, but the scenario has no `load:` section; nothing would measure it", slo.name));
+        if slo.is_load_measured() {
+            if !has_load {
+                push(here.clone(), format!("SLO `{}` is measured by the load, but the scenario has no `load:` section; nothing would measure it", slo.name));
+            }
+        } else if s.target.kubernetes.is_none() {
+            let key = if slo.workload_ready.is_some() {
+                "workload_ready"
+            } else {
+                "pod_restarts"
+            };
+            push(
+                at(key),
+                format!(
+                    "SLO `{}` reads the Kubernetes target, which is not configured under `target:`",
+                    slo.name
+                ),
+            );
+        }
+        if let Some(w) = &slo.workload_ready {
+            if w.min_ready.is_some_and(|m| m < 0) {
+                push(
+                    p(&[
+                        K("hypothesis"),
+                        K("slos"),
+                        I(i),
+                        K("workload_ready"),
+                        K("min_ready"),
+                    ]),
+                    format!("SLO `{}`: min_ready must be 0 or more", slo.name),
+                );
+            }
         }
         if slo.recovery_time.is_some() && !has_durable {
             push(
@@ -496,12 +527,15 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
         }
         if slo.recovery_time.is_some()
             && set == 1
-            && s.hypothesis.slos.iter().all(|o| o.recovery_time.is_some())
+            && s.hypothesis
+                .slos
+                .iter()
+                .all(|o| o.recovery_time.is_some() || !o.is_load_measured())
         {
             push(
                 at("recovery_time"),
                 format!(
-                    "SLO `{}`: recovery is judged against the other SLOs, and there are none",
+                    "SLO `{}`: recovery is judged against the other load SLOs (latency, error_rate, availability), and there are none",
                     slo.name
                 ),
             );
