@@ -341,6 +341,15 @@ fn cli_json_and_hdr_log() {
     for k in ["p50", "p90", "p99", "p999", "max", "mean"] {
         assert!(v["latency_ms"][k].is_number(), "latency_ms.{k}: {v}");
     }
+    // The whole object follows the published schema.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(load_schema_path()).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema itself is valid");
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     for c in ErrorClass::ALL {
         assert_eq!(v["errors"][c.as_str()], 0, "{v}");
     }
@@ -355,4 +364,27 @@ fn cli_json_and_hdr_log() {
         }
     }
     assert_eq!(latency_count, 200);
+}
+
+fn load_schema_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/load.schema.json")
+}
+
+/// `schemas/load.schema.json` is generated from the `--json` type; regenerate with
+/// `GAMEDAY_UPDATE_SCHEMAS=1 cargo test load_schema_is_up_to_date`.
+#[test]
+fn load_schema_is_up_to_date() {
+    let generated =
+        serde_json::to_string_pretty(&gameday::load::cli::load_report_schema()).unwrap() + "\n";
+    let path = load_schema_path();
+    if std::env::var_os("GAMEDAY_UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{} is out of date with LoadReport: run `GAMEDAY_UPDATE_SCHEMAS=1 cargo test \
+         load_schema_is_up_to_date` and commit the result",
+        path.display()
+    );
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventKind, EventLog};
 use super::runner::{PhaseResult, PhaseVerdict, SloVerdict};
+use crate::observe::metrics::Metrics;
 use crate::scenario::model::Slo;
 use crate::targets::kubernetes::probe::{self, ProbeReading, RestartBaseline};
 use crate::targets::kubernetes::spec::{PodRestartsProbe, WorkloadKind, WorkloadReadyProbe};
@@ -62,6 +63,7 @@ pub async fn start(
     slos: &[Slo],
     shared: Arc<Shared>,
     events: EventLog,
+    metrics: Metrics,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<Vec<ProbeSample>>, TargetError> {
     let mut probes = Vec::new();
@@ -104,6 +106,7 @@ pub async fn start(
                         detail: format!("no answer within {READ_TIMEOUT:?}"),
                     },
                 };
+                metrics.slo_status(&p.slo, reading.ok);
                 if reading.ok == failing[i] {
                     failing[i] = !reading.ok;
                     let what = if reading.ok { "holds again" } else { "fails" };

@@ -462,6 +462,7 @@ pub async fn run(
             &s.hypothesis.slos,
             k.shared().clone(),
             events.clone(),
+            metrics.clone(),
             probe_cancel.clone(),
         )
         .await

@@ -177,35 +177,85 @@ fn progress_line(w: &Window) -> String {
     )
 }
 
-fn pct_json(p: &Percentiles) -> serde_json::Value {
-    serde_json::json!({
-        "p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999, "max": p.max, "mean": p.mean,
-    })
+/// What `gameday load --json` prints: one object whose keys are a contract for scripts
+/// (see docs/load.md), published as `schemas/load.schema.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadReport {
+    /// The URL that was loaded.
+    pub url: String,
+    /// `open` (with `--rate`: requests at their intended times) or `closed`.
+    pub model: String,
+    /// Connections used.
+    pub connections: usize,
+    /// HTTP/2 was used.
+    pub http2: bool,
+    /// Requests completed (ok and failed).
+    pub requests: u64,
+    /// Requests answered 1xx-3xx.
+    pub ok: u64,
+    /// How long the load ran, seconds.
+    pub duration_s: f64,
+    /// Requests per second asked for (open model).
+    pub rate_requested: Option<f64>,
+    /// Requests completed per second.
+    pub rate_achieved: f64,
+    /// Requests never sent: no connection was free within the timeout.
+    pub dropped: u64,
+    /// Requests sent later than `max_lag` after their intended time.
+    pub late: u64,
+    /// Failed requests by class.
+    pub errors: super::ErrorCounts,
+    /// Every failed request.
+    pub errors_total: u64,
+    /// Latency from the intended send time, ms (coordinated-omission corrected).
+    pub latency_ms: Percentiles,
+    /// Service time from the actual send, ms.
+    pub service_ms: Percentiles,
+    /// Generator lag, ms.
+    pub lag_ms: Percentiles,
+    /// One-second windows measured.
+    pub windows: u64,
+    /// Indices of the windows in which the generator itself was late (their latencies may
+    /// be its own).
+    pub untrusted_windows: Vec<u64>,
+    /// Ctrl-C ended the load early.
+    pub interrupted: bool,
 }
 
-/// The `--json` object. Its keys are a contract for scripts (see docs/load.md).
-pub fn json_summary(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> serde_json::Value {
-    serde_json::json!({
-        "url": args.url,
-        "model": if args.rate.is_some() { "open" } else { "closed" },
-        "connections": args.connections,
-        "http2": args.http2,
-        "requests": s.requests,
-        "ok": s.ok,
-        "duration_s": s.duration_s,
-        "rate_requested": s.rate_requested,
-        "rate_achieved": s.rate_achieved,
-        "dropped": s.dropped,
-        "late": s.late,
-        "errors": s.errors,
-        "errors_total": s.errors.total(),
-        "latency_ms": pct_json(&s.latency),
-        "service_ms": pct_json(&s.service),
-        "lag_ms": pct_json(&s.lag),
-        "windows": s.windows,
-        "untrusted_windows": s.untrusted_windows,
-        "interrupted": interrupted,
-    })
+/// The JSON Schema of [`LoadReport`].
+pub fn load_report_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(LoadReport)).expect("a schema always serializes")
+}
+
+/// The `--json` object.
+pub fn json_summary(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> LoadReport {
+    LoadReport {
+        url: args.url.clone(),
+        model: if args.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .to_owned(),
+        connections: args.connections,
+        http2: args.http2,
+        requests: s.requests,
+        ok: s.ok,
+        duration_s: s.duration_s,
+        rate_requested: s.rate_requested,
+        rate_achieved: s.rate_achieved,
+        dropped: s.dropped,
+        late: s.late,
+        errors: s.errors,
+        errors_total: s.errors.total(),
+        latency_ms: s.latency,
+        service_ms: s.service,
+        lag_ms: s.lag,
+        windows: s.windows,
+        untrusted_windows: s.untrusted_windows.clone(),
+        interrupted,
+    }
 }
 
 fn table(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> String {

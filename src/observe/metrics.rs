@@ -124,7 +124,7 @@ impl Metrics {
         let slo_ok = Family::<SloLabels, Gauge>::default();
         r.register(
             "hypothesis_slo_ok",
-            "1 while an SLO holds in the last second of load, 0 when broken",
+            "1 while an SLO holds (its last second of load, or its probe's last reading), 0 when broken",
             slo_ok.clone(),
         );
         let phase = Family::<PhaseLabels, Gauge>::default();
@@ -224,10 +224,17 @@ impl Metrics {
             }
         }
         for (name, ok) in slos {
-            self.slo_ok
-                .get_or_create(&SloLabels { slo: name.clone() })
-                .set(i64::from(*ok));
+            self.slo_status(name, *ok);
         }
+    }
+
+    /// One SLO's status now (the load's last second, or a probe's last reading).
+    pub fn slo_status(&self, name: &str, ok: bool) {
+        self.slo_ok
+            .get_or_create(&SloLabels {
+                slo: name.to_owned(),
+            })
+            .set(i64::from(ok));
     }
 
     /// The OpenMetrics text.
