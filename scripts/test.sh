@@ -19,7 +19,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_need=()
 command -v chromium >/dev/null 2>&1 || apt_need+=(chromium)
 command -v prometheus >/dev/null 2>&1 || apt_need+=(prometheus)
-command -v python3 >/dev/null 2>&1 || apt_need+=(python3 python3-pip)
+command -v python3 >/dev/null 2>&1 || apt_need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || apt_need+=(python3-pip)
 if [ ${#apt_need[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_need[*]}"
   as_root apt-get update -q
