@@ -224,6 +224,46 @@ async fn open_model_is_exact_and_windows_merge_into_the_run() {
     assert!(HistBlob::decode(&back.histograms.service).is_ok());
 }
 
+/// Started 300 ms into the caller's clock (a gameday's run), the windows end on the caller's
+/// whole seconds: the first is short, no later one straddles a second, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_align_to_the_callers_clock() {
+    let server = TestServer::start();
+    let epoch = std::time::Instant::now() - Duration::from_millis(300);
+    let sp = spec(server.url("/"), Some(200.0), 4);
+    let (handle, mut rx) =
+        load::start_on_clock(&sp, CancellationToken::new(), Some(epoch)).unwrap();
+    let offset = handle
+        .started_at()
+        .saturating_duration_since(epoch)
+        .as_secs_f64();
+    handle.stop_at(Duration::from_secs_f64(2.5));
+    tokio::time::sleep_until((handle.started_at() + Duration::from_secs_f64(2.5)).into()).await;
+    let summary = handle.finish_at(Duration::from_secs_f64(2.5)).await;
+    let mut windows = Vec::new();
+    while let Some(w) = rx.recv().await {
+        windows.push(w);
+    }
+    assert_eq!(summary.requests, 500, "{summary:#?}");
+    assert_eq!(windows.iter().map(|w| w.requests).sum::<u64>(), 500);
+    assert!(
+        (windows[0].duration_s - (1.0 - offset.fract())).abs() < 1e-6,
+        "first window {} s for an offset of {offset} s",
+        windows[0].duration_s
+    );
+    for w in &windows[1..] {
+        let on_callers_clock = w.start_s + offset;
+        assert!(
+            (on_callers_clock - on_callers_clock.round()).abs() < 1e-6,
+            "window {} starts at {on_callers_clock} s on the caller's clock",
+            w.index
+        );
+    }
+    for pair in windows.windows(2) {
+        assert!((pair[0].start_s + pair[0].duration_s - pair[1].start_s).abs() < 1e-9);
+    }
+}
+
 /// A rate change mid-run: the run sends exactly what the changed schedule asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_rate_ramps_the_schedule() {

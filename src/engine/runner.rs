@@ -495,7 +495,7 @@ pub async fn run(
     let mut load_handle = None;
     let mut monitor = None;
     if let Some(spec) = &s.load {
-        match load::start(spec, root.child_token()) {
+        match load::start_on_clock(spec, root.child_token(), Some(t0)) {
             Ok((handle, mut rx)) => {
                 // Windows count from the load's own start, which comes after the targets
                 // started; phases, faults and events count from `t0`. Put the windows on the

@@ -105,15 +105,42 @@ pub fn start(
     spec: &LoadSpec,
     cancel: CancellationToken,
 ) -> Result<(LoadHandle, mpsc::UnboundedReceiver<Window>), LoadError> {
+    start_on_clock(spec, cancel, None)
+}
+
+/// [`start`], with window boundaries on whole seconds of `epoch` (an instant at or before
+/// now): the first window is then shorter than a second, and no later window straddles a
+/// whole second of the caller's clock. A gameday passes its run's start, so that no window
+/// straddles the edge between two phases (a baseline must not count the first fraction of a
+/// second of the chaos after it).
+pub fn start_on_clock(
+    spec: &LoadSpec,
+    cancel: CancellationToken,
+    epoch: Option<Instant>,
+) -> Result<(LoadHandle, mpsc::UnboundedReceiver<Window>), LoadError> {
     let plan = spec.resolve()?;
     // Our own child: cancelling it (on drop) never reaches the caller's token.
     let cancel = cancel.child_token();
     let rate = plan.rate;
     let connections = plan.connections;
     let threads = plan.threads;
+    let t0 = Instant::now();
+    let first_window = match epoch {
+        Some(e) => {
+            let frac = t0.saturating_duration_since(e).as_secs_f64().fract();
+            // Within a millisecond of a boundary: a full first window.
+            if !(1e-3..=1.0 - 1e-3).contains(&frac) {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs_f64(1.0 - frac)
+            }
+        }
+        None => Duration::from_secs(1),
+    };
     let shared = Arc::new(Shared {
         plan,
-        t0: Instant::now(),
+        t0,
+        first_window,
         ticket: AtomicU64::new(0),
         end_ns: AtomicU64::new(u64::MAX),
         stop: cancel.child_token(),

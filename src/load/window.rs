@@ -131,18 +131,23 @@ pub(crate) async fn collect(
     let mut spare = Tally::default();
     let max_lag_ms = shared.plan.max_lag.as_secs_f64() * 1000.0;
     let mut index = 0u64;
+    // Window `k` ends `first_window + k` seconds after t0 (see `Shared::first_window`).
+    let boundary = |k: u64| shared.first_window + Duration::from_secs(k);
     loop {
-        let end = shared.t0 + Duration::from_secs(index + 1);
+        let end = shared.t0 + boundary(index);
         let last = tokio::select! {
             _ = tokio::time::sleep_until(end.into()) => false,
             _ = stop.cancelled() => true,
             _ = shared.cancel.cancelled() => true,
         };
-        let start_s = index as f64;
+        let start_s = match index {
+            0 => 0.0,
+            k => boundary(k - 1).as_secs_f64(),
+        };
         let end_s = if last {
             shared.t0.elapsed().as_secs_f64().max(start_s)
         } else {
-            (index + 1) as f64
+            boundary(index).as_secs_f64()
         };
         let mut w = WindowCounts::default();
         cur.reset();

@@ -100,6 +100,10 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     /// Hard stop: abandon requests in flight.
     pub cancel: CancellationToken,
+    /// When the first one-second window ends, after `t0`: one second, or less so that every
+    /// later window boundary falls on a whole second of the caller's clock (a gameday's run
+    /// clock, whose phases start on whole seconds).
+    pub first_window: Duration,
 }
 
 impl Shared {
