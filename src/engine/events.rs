@@ -1,6 +1,7 @@
 //! What happened during a run, in order, on the run's clock: the raw material of the
 //! journal and the report.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -63,7 +64,11 @@ pub enum EventKind {
 /// The run's event log, shared by the engine's tasks.
 #[derive(Debug, Clone)]
 pub struct EventLog {
-    t0: Instant,
+    /// When the log was made.
+    base: Instant,
+    /// Nanoseconds from `base` to the clock's zero (see [`EventLog::rebase`]); shared by every
+    /// clone, so that all of the run's tasks read one clock.
+    zero_ns: Arc<AtomicU64>,
     events: Arc<Mutex<Vec<Event>>>,
 }
 
@@ -71,14 +76,33 @@ impl EventLog {
     /// A log whose clock starts at `t0`.
     pub fn new(t0: Instant) -> Self {
         EventLog {
-            t0,
+            base: t0,
+            zero_ns: Arc::default(),
             events: Arc::default(),
         }
     }
 
-    /// Seconds since the run started.
+    /// Seconds since the clock's zero (negative before it).
     pub fn now_s(&self) -> f64 {
-        self.t0.elapsed().as_secs_f64()
+        self.base.elapsed().as_secs_f64() - self.zero_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+
+    /// Moves the clock's zero to `t0` (at or after the log's start): the timeline starts
+    /// once the targets are up, and what happened before it (preflight, starting the
+    /// targets) keeps its place, at negative times.
+    pub fn rebase(&self, t0: Instant) {
+        let old = self.zero_ns.load(Ordering::Relaxed);
+        let new = t0.saturating_duration_since(self.base).as_nanos() as u64;
+        self.zero_ns.store(new, Ordering::Relaxed);
+        let shift = (new as f64 - old as f64) / 1e9;
+        for e in self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+        {
+            e.t_s -= shift;
+        }
     }
 
     /// Records an event, and logs it.
@@ -125,5 +149,33 @@ impl EventLog {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebase_moves_the_zero_for_every_clone_and_keeps_earlier_events_before_it() {
+        let log = EventLog::new(Instant::now());
+        let clone = log.clone();
+        log.push(
+            EventKind::Note,
+            None,
+            None,
+            vec![],
+            false,
+            "targets up".into(),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let zero = Instant::now();
+        clone.rebase(zero);
+        // Every clone reads the new clock: never more than the time elapsed since `zero`.
+        let now = log.now_s();
+        assert!(now >= 0.0 && now <= zero.elapsed().as_secs_f64(), "{now}");
+        // The event from before the zero is at least the 50 ms slept before it.
+        let before = log.snapshot()[0].t_s;
+        assert!(before <= -0.049, "{before}");
     }
 }

@@ -451,6 +451,12 @@ pub async fn run(
         }
     }
 
+    // The timeline's zero: now that the targets are up. Phases, faults, windows and events
+    // count from here; what came before (preflight, starting the targets) keeps negative
+    // times, and the first phase gets its whole length under load.
+    let t0 = Instant::now();
+    events.rebase(t0);
+
     // The hypothesis's Kubernetes probes, through the whole run (baselines taken now).
     let probe_cancel = root.child_token();
     let mut probe_task = None;
