@@ -116,7 +116,12 @@ pub(crate) fn fmt_dur(s: f64) -> String {
 
 /// An offset into the run, for timelines: `t+12.5s`.
 pub(crate) fn fmt_offset(t: f64) -> String {
-    format!("t+{t:.1}s")
+    // Before the timeline's zero (preflight, starting the targets): `t-2.3s`.
+    if t < 0.0 {
+        format!("t-{:.1}s", -t)
+    } else {
+        format!("t+{t:.1}s")
+    }
 }
 
 /// Escapes text for a Markdown table cell.
