@@ -438,16 +438,7 @@ pub async fn run(
     }
     for t in targets.all() {
         if let Err(e) = t.start().await {
-            for t in targets.all() {
-                let _ = t.shutdown().await;
-            }
-            return finish_early(
-                result,
-                &ledger,
-                &events,
-                Outcome::Unreachable,
-                e.to_string(),
-            );
+            return abandon_started(&targets, result, &ledger, &events, e.to_string()).await;
         }
     }
 
@@ -475,16 +466,14 @@ pub async fn run(
         {
             Ok(task) => probe_task = Some(task),
             Err(e) => {
-                for t in targets.all() {
-                    let _ = t.shutdown().await;
-                }
-                return finish_early(
+                return abandon_started(
+                    &targets,
                     result,
                     &ledger,
                     &events,
-                    Outcome::Unreachable,
                     format!("the hypothesis's probes cannot start: {e}"),
-                );
+                )
+                .await;
             }
         }
     }
@@ -555,16 +544,14 @@ pub async fn run(
                 }));
             }
             Err(e) => {
-                for t in targets.all() {
-                    let _ = t.shutdown().await;
-                }
-                return finish_early(
+                return abandon_started(
+                    &targets,
                     result,
                     &ledger,
                     &events,
-                    Outcome::Unreachable,
                     format!("load cannot start: {e}"),
-                );
+                )
+                .await;
             }
         }
     }
@@ -729,6 +716,21 @@ pub async fn run(
         Outcome::Violated
     };
     Ok(result)
+}
+
+/// Something failed after the targets started and before any fault: stop them, then
+/// [`finish_early`] (exit 5, nothing was injected).
+async fn abandon_started(
+    targets: &Targets,
+    result: RunResult,
+    ledger: &Ledger,
+    events: &EventLog,
+    reason: String,
+) -> anyhow::Result<RunResult> {
+    for t in targets.all() {
+        let _ = t.shutdown().await;
+    }
+    finish_early(result, ledger, events, Outcome::Unreachable, reason)
 }
 
 fn finish_early(
