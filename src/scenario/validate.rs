@@ -368,26 +368,7 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                         Dur(f.min_length())
                     ),
                 );
-            } else if min_len > 0.0
-                && start < ph.duration.secs_f64()
-                && end > ph.duration.secs_f64() + 1e-9
-            {
-                push(
-                    at("at"),
-                    format!(
-                        "fault `{label}` gives a {} spot notice at {start:.1}s, so its instances are interrupted at {end:.1}s, after phase `{}` ends ({}); start it earlier or lengthen the phase",
-                        Dur(f.min_length()),
-                        ph.name,
-                        ph.duration
-                    ),
-                );
-                serial_clock = end;
-                for kind in &kinds {
-                    check_kind(s, f, kind, &label, pi, fi, &mut push);
-                }
-                continue;
-            }
-            if start >= ph.duration.secs_f64() && !ph.duration.get().is_zero() {
+            } else if start >= ph.duration.secs_f64() && !ph.duration.get().is_zero() {
                 push(
                     at("at"),
                     format!(
@@ -396,13 +377,27 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
                     ),
                 );
             } else if end > ph.duration.secs_f64() + 1e-9 {
-                push(
-                    if f.duration.is_some() { at("duration") } else { at("at") },
-                    format!(
-                        "fault `{label}` runs from {start:.1}s to {end:.1}s, past the end of phase `{}` ({}); shorten it or lengthen the phase",
-                        ph.name, ph.duration
-                    ),
-                );
+                let spot_notice = min_len > 0.0 && start + min_len > ph.duration.secs_f64() + 1e-9;
+                if spot_notice {
+                    push(
+                        at("at"),
+                        format!(
+                            "fault `{label}` gives a {} spot notice at {start:.1}s, so its instances are interrupted at {:.1}s, after phase `{}` ends ({}); start it earlier or lengthen the phase",
+                            Dur(f.min_length()),
+                            start + min_len,
+                            ph.name,
+                            ph.duration
+                        ),
+                    );
+                } else {
+                    push(
+                        if f.duration.is_some() { at("duration") } else { at("at") },
+                        format!(
+                            "fault `{label}` runs from {start:.1}s to {end:.1}s, past the end of phase `{}` ({}); shorten it or lengthen the phase",
+                            ph.name, ph.duration
+                        ),
+                    );
+                }
             }
             serial_clock = end;
             for kind in &kinds {
