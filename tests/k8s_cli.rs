@@ -41,6 +41,21 @@ phases:
     p
 }
 
+/// `gameday run [EXTRA] --no-progress SCENARIO --out OUT` against the test's cluster.
+fn run_cmd(e: &E2e, scenario: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = cmd();
+    c.arg("run")
+        .args(extra)
+        .args([
+            "--no-progress",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &e.kubeconfig);
+    c
+}
+
 fn run_dir(out: &Path) -> Option<PathBuf> {
     std::fs::read_dir(out)
         .ok()?
@@ -138,17 +153,7 @@ fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
         "5s",
     );
     let out = dir.path().join("reports");
-    let o = cmd()
-        .args([
-            "run",
-            "--no-progress",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", &e.kubeconfig)
-        .output()
-        .unwrap();
+    let o = run_cmd(&e, &s, &out, &[]).output().unwrap();
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("--yes"), "{}", text(&o));
     assert_eq!(
@@ -158,18 +163,7 @@ fn k8s_run_refuses_a_context_the_scenario_does_not_name() {
     );
     // With --yes the operator takes the current context: the run goes ahead there, and
     // reverts at its end.
-    let o = cmd()
-        .args([
-            "run",
-            "--yes",
-            "--no-progress",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", &e.kubeconfig)
-        .output()
-        .unwrap();
+    let o = run_cmd(&e, &s, &out, &["--yes"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ledgers: String = std::fs::read_dir(&out)
         .unwrap()
@@ -204,15 +198,7 @@ fn k8s_sigkill_mid_fault_then_recover_restores_corefile_and_uncordons() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "120s");
     let out = dir.path().join("reports");
-    let mut child = cmd()
-        .args([
-            "run",
-            "--no-progress",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", &e.kubeconfig)
+    let mut child = run_cmd(&e, &s, &out, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -270,17 +256,7 @@ fn k8s_run_kills_pods_every_interval_and_the_deployment_recovers() {
     );
     let s = write_scenario(dir.path(), &e.context, &faults, "10s");
     let out = dir.path().join("reports");
-    let o = cmd()
-        .args([
-            "run",
-            "--no-progress",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", &e.kubeconfig)
-        .output()
-        .unwrap();
+    let o = run_cmd(&e, &s, &out, &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ledger = std::fs::read_to_string(run_dir(&out).unwrap().join("ledger.jsonl")).unwrap();
     let kills = ledger
@@ -337,17 +313,7 @@ phases:
     let s = dir.path().join("probes.yaml");
     std::fs::write(&s, text_yaml).unwrap();
     let out = dir.path().join("reports");
-    let o = cmd()
-        .args([
-            "run",
-            "--no-progress",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", &e.kubeconfig)
-        .output()
-        .unwrap();
+    let o = run_cmd(&e, &s, &out, &[]).output().unwrap();
     assert_eq!(
         o.status.code(),
         Some(1),
