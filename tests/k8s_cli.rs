@@ -259,21 +259,42 @@ fn k8s_run_kills_pods_every_interval_and_the_deployment_recovers() {
     let o = run_cmd(&e, &s, &out, &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ledger = std::fs::read_to_string(run_dir(&out).unwrap().join("ledger.jsonl")).unwrap();
-    let kills = ledger
+    // Each round selects afresh among the pods that exist then, so a later round may hit a
+    // replacement made after an earlier one: the UIDs in the ledger say what was hit.
+    let rounds: Vec<Vec<String>> = ledger
         .lines()
-        .filter(|l| l.contains("\"pod_kill\"") && l.contains("\"irreversible\":true"))
-        .count();
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["op"] == "inject" && r["kind"] == "pod_kill")
+        .map(|r| {
+            assert_eq!(r["prepared"]["irreversible"], true, "{r}");
+            r["prepared"]["undo"]["pods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["uid"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
     assert!(
-        kills >= 2,
+        rounds.len() >= 2,
         "every 2s for 6s kills more than once:\n{ledger}"
     );
-    // Each kill hit a pod that existed, and the ReplicaSet replaced them all.
+    assert!(
+        rounds.iter().all(|r| r.len() == 1),
+        "max_targets: 1 caps each round at one pod: {rounds:?}"
+    );
+    // The first round could only hit one of the original pods; every killed pod is gone,
+    // and the ReplicaSet brought the Deployment back to 3 ready replicas.
+    assert!(before.contains(&rounds[0][0]), "{before:?} {rounds:?}");
     e.wait_ready("web", 3);
     let after: Vec<String> = e.pods("web").into_iter().map(|p| p.1).collect();
-    assert!(
-        before.iter().filter(|u| after.contains(u)).count() <= 3 - 2.min(kills),
-        "{before:?} {after:?}"
-    );
+    assert_eq!(after.len(), 3, "{after:?}");
+    for uid in rounds.iter().flatten() {
+        assert!(
+            !after.contains(uid),
+            "killed pod {uid} still there: {after:?}"
+        );
+    }
 }
 
 /// The hypothesis's Kubernetes probes through a real run: readings once a second, a verdict

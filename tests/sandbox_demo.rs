@@ -15,14 +15,7 @@ use gameday::targets::Fault;
 use tokio_util::sync::CancellationToken;
 
 use crate::sandbox_support::http_get;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::free_port;
 
 fn config(frontend_port: u16, backend_port: u16) -> LocalTarget {
     let exe = env!("CARGO_BIN_EXE_gameday");
@@ -375,8 +368,9 @@ phases:
         .arg("--out")
         .arg(&out)
         .arg("--no-progress")
+        .env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("run.stderr")).unwrap())
         .spawn()
         .unwrap();
     let ledger = || -> String {
@@ -389,7 +383,18 @@ phases:
     };
     let end = Instant::now() + Duration::from_secs(60);
     while !(ledger().contains("\"network\"") && ledger().contains("\"dns\"")) {
-        assert!(Instant::now() < end, "faults never reached the ledger");
+        let stderr = || std::fs::read_to_string(dir.path().join("run.stderr")).unwrap_or_default();
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the run ended ({status}) before both faults were injected:\n{}",
+                stderr()
+            );
+        }
+        assert!(
+            Instant::now() < end,
+            "faults never reached the ledger:\n{}",
+            stderr()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The faults are live: the frontend cannot resolve its backend (503).

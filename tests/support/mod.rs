@@ -75,13 +75,11 @@ pub fn pids_with(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, below the ephemeral range: the same choice the sandbox
+/// makes for its processes, so the parallel tests' outgoing connections cannot take it
+/// between this call and the moment a server binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    gameday::targets::local::ports::free_loopback_port().expect("a free loopback port")
 }
 
 /// A tiny keep-alive HTTP/1.1 server on 127.0.0.1 that answers every request with `status`

@@ -8,7 +8,7 @@
 //! Test credentials are the fixed dummy values moto accepts, given to the SDK explicitly
 //! (never through the process environment, which parallel tests share).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,14 +52,6 @@ fn moto_installed() -> bool {
         .unwrap_or(false)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .expect("bind a free port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
 impl Moto {
     /// Start moto, or `None` (with `SKIPPED: ...` printed) when it is not installed outside
     /// CI.
@@ -76,7 +68,7 @@ impl Moto {
         }
         // A port can be taken between probing and moto binding it; try a few.
         for _ in 0..3 {
-            let port = free_port();
+            let port = super::free_port();
             let child = Command::new(python())
                 .args([
                     "-m",

@@ -159,12 +159,6 @@ pub async fn stop_process(u: &ProcessUndo, grace: Duration) {
     signal_process(u, libc::SIGKILL);
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A readiness probe: `GET path` over HTTP/1.0, ready on a 2xx status line. Written by hand
 /// because it needs only the status code of a loopback server; no client crate does less.
 async fn probe(port: u16, path: &str) -> bool {
@@ -218,7 +212,7 @@ impl Fleet {
             let (ready_tx, _) = watch::channel(Vec::new());
             let mut replicas = Vec::new();
             for index in 0..spec.replicas {
-                let port = free_port().map_err(|e| TargetError::Op {
+                let port = super::ports::free_loopback_port().map_err(|e| TargetError::Op {
                     action: "find a free port".into(),
                     object: format!("{}-{index}", spec.name),
                     source: e.into(),

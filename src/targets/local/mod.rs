@@ -10,6 +10,7 @@ pub mod dns;
 pub mod dns_fault;
 pub mod net;
 pub mod network_fault;
+pub mod ports;
 pub mod proxy;
 pub mod spec;
 pub mod spot;
