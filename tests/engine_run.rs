@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{gameday, pids_with, text};
+use crate::support::{gameday, pids_with, status_server, text};
 
 /// A scenario with a fleet of `python3 -m http.server` replicas, marked by a unique folder so
 /// the test can find exactly its own processes.
@@ -135,6 +135,66 @@ fn a_run_kills_a_replica_the_supervisor_restarts_it_and_nothing_is_left() {
     )
     .unwrap();
     assert_eq!(run["outcome"], "held");
+}
+
+/// Phases that start off a whole second: the load's windows are cut at each phase start, so
+/// every window lies in one phase and a baseline never counts a slice of the chaos.
+#[test]
+fn windows_end_at_phase_starts_off_the_whole_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("windows-{}", std::process::id());
+    let (port, _) = status_server(200);
+    let s = scenario(
+        dir.path(),
+        &marker,
+        &format!(
+            "  - name: baseline\n    duration: 1500ms\n  - name: chaos\n    duration: 1750ms\n    faults:\n      - name: kill-one\n        process_kill: {{ service: web }}\n  - name: recovery\n    duration: 1s\nload:\n  url: http://127.0.0.1:{port}/\n  rate: 40\n  connections: 2\n"
+        ),
+    );
+    let out = dir.path().join("reports");
+    let o = gameday(&[
+        "run",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let journal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ledger_of(&out).with_file_name("journal.json")).unwrap(),
+    )
+    .unwrap();
+    let span =
+        |v: &serde_json::Value, a: &str, b: &str| (v[a].as_f64().unwrap(), v[b].as_f64().unwrap());
+    let phases: Vec<(f64, f64)> = journal["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| span(p, "start_s", "end_s"))
+        .collect();
+    assert_eq!(phases.len(), 3);
+    let windows = journal["windows"].as_array().unwrap();
+    let (last_start, _) = span(windows.last().unwrap(), "t_s", "duration_s");
+    for w in windows {
+        let (t, d) = span(w, "t_s", "duration_s");
+        let inside = phases
+            .iter()
+            .any(|(a, b)| t + 1e-6 >= *a && (t + d <= b + 1e-6 || t == last_start));
+        assert!(
+            inside,
+            "window [{t}, {}) straddles a phase edge: {phases:?}",
+            t + d
+        );
+    }
+    for edge in [1.5, 3.25] {
+        assert!(
+            windows
+                .iter()
+                .any(|w| (w["t_s"].as_f64().unwrap() - edge).abs() < 1e-6),
+            "no window starts at the phase edge {edge}: {windows:?}"
+        );
+    }
+    assert!(pids_with(&marker).is_empty(), "fleet processes left behind");
 }
 
 #[test]

@@ -231,36 +231,56 @@ async fn windows_align_to_the_callers_clock() {
     let server = TestServer::start();
     let epoch = std::time::Instant::now() - Duration::from_millis(300);
     let sp = spec(server.url("/"), Some(200.0), 4);
+    // Two phase edges off the whole seconds (on the caller's clock), and one within a
+    // millisecond of a whole second, which must not leave a sliver of a window.
+    let cuts = [1.5, 2.25, 2.9995];
     let (handle, mut rx) =
-        load::start_on_clock(&sp, CancellationToken::new(), Some(epoch)).unwrap();
+        load::start_on_clock(&sp, CancellationToken::new(), Some(clock(epoch, &cuts))).unwrap();
     let offset = handle
         .started_at()
         .saturating_duration_since(epoch)
         .as_secs_f64();
-    handle.stop_at(Duration::from_secs_f64(2.5));
-    tokio::time::sleep_until((handle.started_at() + Duration::from_secs_f64(2.5)).into()).await;
-    let summary = handle.finish_at(Duration::from_secs_f64(2.5)).await;
+    handle.stop_at(Duration::from_secs_f64(3.5));
+    tokio::time::sleep_until((handle.started_at() + Duration::from_secs_f64(3.5)).into()).await;
+    let summary = handle.finish_at(Duration::from_secs_f64(3.5)).await;
     let mut windows = Vec::new();
     while let Some(w) = rx.recv().await {
         windows.push(w);
     }
-    assert_eq!(summary.requests, 500, "{summary:#?}");
-    assert_eq!(windows.iter().map(|w| w.requests).sum::<u64>(), 500);
+    assert_eq!(summary.requests, 700, "{summary:#?}");
+    assert_eq!(windows.iter().map(|w| w.requests).sum::<u64>(), 700);
     assert!(
         (windows[0].duration_s - (1.0 - offset.fract())).abs() < 1e-6,
         "first window {} s for an offset of {offset} s",
         windows[0].duration_s
     );
-    for w in &windows[1..] {
-        let on_callers_clock = w.start_s + offset;
+    let starts: Vec<f64> = windows.iter().map(|w| w.start_s + offset).collect();
+    for (w, at) in windows[1..].iter().zip(&starts[1..]) {
+        let on_a_second = (at - at.round()).abs() < 1e-6;
+        let on_a_cut = [1.5, 2.25].iter().any(|c| (at - c).abs() < 1e-6);
         assert!(
-            (on_callers_clock - on_callers_clock.round()).abs() < 1e-6,
-            "window {} starts at {on_callers_clock} s on the caller's clock",
+            on_a_second || on_a_cut,
+            "window {} starts at {at} s on the caller's clock: {starts:?}",
             w.index
+        );
+        assert!(w.duration_s > 0.002, "a sliver of a window: {w:#?}");
+    }
+    for cut in [1.5, 2.25] {
+        assert!(
+            starts.iter().any(|at| (at - cut).abs() < 1e-6),
+            "no window starts at the cut {cut}: {starts:?}"
         );
     }
     for pair in windows.windows(2) {
         assert!((pair[0].start_s + pair[0].duration_s - pair[1].start_s).abs() < 1e-9);
+    }
+}
+
+/// The caller's clock at `epoch`, with cuts at those seconds of it.
+fn clock(epoch: std::time::Instant, cuts: &[f64]) -> load::Clock {
+    load::Clock {
+        epoch,
+        cuts: cuts.iter().map(|c| Duration::from_secs_f64(*c)).collect(),
     }
 }
 

@@ -490,7 +490,13 @@ pub async fn run(
     let mut load_handle = None;
     let mut monitor = None;
     if let Some(spec) = &s.load {
-        match load::start_on_clock(spec, root.child_token(), Some(t0)) {
+        // Windows end on the run's whole seconds and at every phase start, so that each
+        // window lies in one phase, whatever the phases' lengths.
+        let clock = load::Clock {
+            epoch: t0,
+            cuts: plan.phases.iter().map(|p| p.start).collect(),
+        };
+        match load::start_on_clock(spec, root.child_token(), Some(clock)) {
             Ok((handle, mut rx)) => {
                 // Windows count from the load's own start, which comes after the targets
                 // started; phases, faults and events count from `t0`. Put the windows on the

@@ -108,15 +108,25 @@ pub fn start(
     start_on_clock(spec, cancel, None)
 }
 
-/// [`start`], with window boundaries on whole seconds of `epoch` (an instant at or before
-/// now): the first window is then shorter than a second, and no later window straddles a
-/// whole second of the caller's clock. A gameday passes its run's start, so that no window
-/// straddles the edge between two phases (a baseline must not count the first fraction of a
-/// second of the chaos after it).
+/// The caller's clock for the windows of [`start_on_clock`].
+#[derive(Debug, Clone)]
+pub struct Clock {
+    /// An instant at or before the load's start: windows end on its whole seconds.
+    pub epoch: Instant,
+    /// Further window edges, as offsets from `epoch` (a gameday's phase starts): a window
+    /// that would straddle one ends there instead, and the next begins there.
+    pub cuts: Vec<Duration>,
+}
+
+/// [`start`], with window boundaries on whole seconds of the caller's clock and at each of
+/// its cuts: the first window is then shorter than a second, and no window straddles a
+/// whole second or a cut. A gameday passes its run's start and its phases' starts, so that
+/// every window lies in one phase (a baseline must not count the first fraction of a
+/// second of the chaos after it, even when a phase lasts 2.5 s).
 pub fn start_on_clock(
     spec: &LoadSpec,
     cancel: CancellationToken,
-    epoch: Option<Instant>,
+    clock: Option<Clock>,
 ) -> Result<(LoadHandle, mpsc::UnboundedReceiver<Window>), LoadError> {
     let plan = spec.resolve()?;
     // Our own child: cancelling it (on drop) never reaches the caller's token.
@@ -125,22 +135,32 @@ pub fn start_on_clock(
     let connections = plan.connections;
     let threads = plan.threads;
     let t0 = Instant::now();
-    let first_window = match epoch {
-        Some(e) => {
-            let frac = t0.saturating_duration_since(e).as_secs_f64().fract();
+    let (first_window, cuts) = match clock {
+        Some(c) => {
+            let offset = t0.saturating_duration_since(c.epoch);
+            let frac = offset.as_secs_f64().fract();
             // Within a millisecond of a boundary: a full first window.
-            if !(1e-3..=1.0 - 1e-3).contains(&frac) {
+            let first = if !(1e-3..=1.0 - 1e-3).contains(&frac) {
                 Duration::from_secs(1)
             } else {
                 Duration::from_secs_f64(1.0 - frac)
-            }
+            };
+            let mut cuts: Vec<Duration> = c
+                .cuts
+                .iter()
+                .filter_map(|cut| cut.checked_sub(offset))
+                .filter(|cut| !cut.is_zero())
+                .collect();
+            cuts.sort();
+            (first, cuts)
         }
-        None => Duration::from_secs(1),
+        None => (Duration::from_secs(1), Vec::new()),
     };
     let shared = Arc::new(Shared {
         plan,
         t0,
         first_window,
+        cuts,
         ticket: AtomicU64::new(0),
         end_ns: AtomicU64::new(u64::MAX),
         stop: cancel.child_token(),

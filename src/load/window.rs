@@ -131,23 +131,29 @@ pub(crate) async fn collect(
     let mut spare = Tally::default();
     let max_lag_ms = shared.plan.max_lag.as_secs_f64() * 1000.0;
     let mut index = 0u64;
-    // Window `k` ends `first_window + k` seconds after t0 (see `Shared::first_window`).
-    let boundary = |k: u64| shared.first_window + Duration::from_secs(k);
+    // Windows end on whole seconds of the caller's clock (`first_window + k` s after t0) and
+    // at each cut in between; an edge within a millisecond of a whole second is that second.
+    const EPS: Duration = Duration::from_millis(1);
+    let mut whole = shared.first_window;
+    let mut cuts = shared.cuts.iter().copied().peekable();
+    let mut start = Duration::ZERO;
     loop {
-        let end = shared.t0 + boundary(index);
+        while cuts.next_if(|c| *c <= start + EPS).is_some() {}
+        let boundary = match cuts.peek() {
+            Some(&c) if c + EPS < whole => c,
+            _ => whole,
+        };
+        let end = shared.t0 + boundary;
         let last = tokio::select! {
             _ = tokio::time::sleep_until(end.into()) => false,
             _ = stop.cancelled() => true,
             _ = shared.cancel.cancelled() => true,
         };
-        let start_s = match index {
-            0 => 0.0,
-            k => boundary(k - 1).as_secs_f64(),
-        };
+        let start_s = start.as_secs_f64();
         let end_s = if last {
             shared.t0.elapsed().as_secs_f64().max(start_s)
         } else {
-            boundary(index).as_secs_f64()
+            boundary.as_secs_f64()
         };
         let mut w = WindowCounts::default();
         cur.reset();
@@ -215,6 +221,10 @@ pub(crate) async fn collect(
             return totals;
         }
         index += 1;
+        if boundary + EPS >= whole {
+            whole += Duration::from_secs(1);
+        }
+        start = boundary;
     }
 }
 

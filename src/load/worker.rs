@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     /// later window boundary falls on a whole second of the caller's clock (a gameday's run
     /// clock, whose phases start on whole seconds).
     pub first_window: Duration,
+    /// Further window edges after `t0`, in order (a gameday's phase starts).
+    pub cuts: Vec<Duration>,
 }
 
 impl Shared {

@@ -15,8 +15,9 @@ use super::journal::{
     ROLE_BASELINE, ROLE_RECOVERY,
 };
 
-/// Length of one load window, seconds: the load generator aggregates per second.
-pub const WINDOW_S: f64 = 1.0;
+/// Windows further apart than this (end of one to start of the next), seconds, have a gap
+/// between them: the load generator lost a second, and no stretch of good windows spans it.
+const GAP_S: f64 = 0.5;
 
 /// Consecutive good seconds that count as "recovered" when the scenario says nothing.
 pub const DEFAULT_GOOD_SECONDS: u32 = 5;
@@ -36,7 +37,7 @@ impl SloMetric {
             SloMetric::LatencyMeanMs => lat.map(|l| l.mean),
             SloMetric::ErrorRatePct => w.error_pct(),
             SloMetric::AvailabilityPct => w.availability_pct(),
-            SloMetric::ThroughputRps => Some(w.requests as f64 / WINDOW_S),
+            SloMetric::ThroughputRps => w.throughput_rps(),
             SloMetric::RecoveryTimeS | SloMetric::ProbeOkPct => None,
         }
     }
@@ -57,7 +58,7 @@ fn window_good(w: &WindowRecord, metric: SloMetric, cmp: Comparison, threshold: 
         .is_some_and(|v| cmp.holds(v, threshold))
 }
 
-/// Seconds from `fault_end_s` until the SLO held for `good_seconds` consecutive windows,
+/// Seconds from `fault_end_s` until the SLO held for `good_seconds` seconds of consecutive windows,
 /// measured to the start of that run of good windows (0 when it held right away).
 ///
 /// The search starts at the first window that starts at or after the fault's end (as the
@@ -72,26 +73,38 @@ pub fn recovery_time(
     threshold: f64,
     good_seconds: u32,
 ) -> Option<f64> {
-    let need = good_seconds.max(1) as usize;
-    let mut streak = 0usize;
-    let mut streak_start = 0.0;
-    let mut prev_t: Option<f64> = None;
-    for w in windows.iter().filter(|w| w.t_s + 1e-6 >= fault_end_s) {
-        let contiguous = prev_t.is_none_or(|p| w.t_s - p <= WINDOW_S * 1.5);
-        prev_t = Some(w.t_s);
-        if !contiguous {
-            streak = 0;
+    let after = windows.iter().filter(|w| w.t_s + 1e-6 >= fault_end_s);
+    first_good_stretch(after, good_seconds, |w| {
+        window_good(w, metric, cmp, threshold)
+    })
+    .map(|start| (start - fault_end_s).max(0.0))
+}
+
+/// The start of the first stretch of windows, each `good`, that lasts `good_seconds` or
+/// more. A bad or empty window breaks a stretch, and so does a gap between two windows.
+/// Windows are counted by their length, not their number: a run's first window and those
+/// cut at a phase start are shorter than a second.
+fn first_good_stretch<'a>(
+    windows: impl IntoIterator<Item = &'a WindowRecord>,
+    good_seconds: u32,
+    good: impl Fn(&WindowRecord) -> bool,
+) -> Option<f64> {
+    let need = f64::from(good_seconds.max(1));
+    let mut stretch: Option<(f64, f64)> = None; // (start, seconds so far)
+    let mut prev_end: Option<f64> = None;
+    for w in windows {
+        if prev_end.is_some_and(|e| w.t_s - e > GAP_S) {
+            stretch = None;
         }
-        if window_good(w, metric, cmp, threshold) {
-            if streak == 0 {
-                streak_start = w.t_s;
-            }
-            streak += 1;
-            if streak >= need {
-                return Some((streak_start - fault_end_s).max(0.0));
-            }
-        } else {
-            streak = 0;
+        prev_end = Some(w.end_s());
+        if !good(w) {
+            stretch = None;
+            continue;
+        }
+        let (start, seconds) = stretch.get_or_insert((w.t_s, 0.0));
+        *seconds += w.duration_s;
+        if *seconds + 1e-6 >= need {
+            return Some(*start);
         }
     }
     None
@@ -115,7 +128,7 @@ pub fn compute_recovery(journal: &Journal, good_seconds: u32) -> Vec<super::Reco
         let windows: Vec<WindowRecord> = journal
             .windows
             .iter()
-            .filter(|w| w.t_s + WINDOW_S <= until + 1e-6)
+            .filter(|w| w.end_s() <= until + 1e-6)
             .cloned()
             .collect();
         for slo in journal.slos.iter().filter(|s| s.metric.is_windowed()) {
@@ -164,33 +177,13 @@ pub fn time_to_recover(journal: &Journal, good_seconds: u32) -> Option<f64> {
     let after: Vec<&WindowRecord> = journal
         .windows
         .iter()
-        .filter(|w| w.t_s + WINDOW_S > start)
+        .filter(|w| w.end_s() > start)
         .collect();
     let Some(first_bad) = after.iter().position(|w| !all_good(w)) else {
         return Some(0.0);
     };
-    let need = good_seconds.max(1) as usize;
-    let mut streak = 0usize;
-    let mut streak_start = 0.0;
-    let mut prev_t: Option<f64> = None;
-    for w in &after[first_bad..] {
-        if prev_t.is_some_and(|p| w.t_s - p > WINDOW_S * 1.5) {
-            streak = 0;
-        }
-        prev_t = Some(w.t_s);
-        if all_good(w) {
-            if streak == 0 {
-                streak_start = w.t_s;
-            }
-            streak += 1;
-            if streak >= need {
-                return Some((streak_start - start).max(0.0));
-            }
-        } else {
-            streak = 0;
-        }
-    }
-    None
+    first_good_stretch(after[first_bad..].iter().copied(), good_seconds, all_good)
+        .map(|recovered| (recovered - start).max(0.0))
 }
 
 /// Fills what the report derives from the measurements, in one call for the engine once
@@ -274,18 +267,19 @@ pub fn shortfall(slo: &SloRecord, observed: f64) -> String {
     }
 }
 
-/// Faults active at `t_s` (injected and not yet ended).
-fn active_at(faults: &[FaultRecord], t_s: f64) -> Vec<&FaultRecord> {
+/// Faults active during window `w` (injected before it ended and not ended before it began).
+fn active_during<'a>(faults: &'a [FaultRecord], w: &WindowRecord) -> Vec<&'a FaultRecord> {
     faults
         .iter()
-        .filter(|f| f.start_s <= t_s + WINDOW_S && f.end_s.is_none_or(|e| t_s < e))
+        .filter(|f| f.start_s <= w.end_s() && f.end_s.is_none_or(|e| w.t_s < e))
         .collect()
 }
 
 /// The fault to blame for a bad window, as the words that follow "broke": "during X" for
 /// the faults active then, else "after X ended" for the one that ended most recently.
-fn blame(faults: &[FaultRecord], t_s: f64) -> Option<String> {
-    let active = active_at(faults, t_s);
+fn blame(faults: &[FaultRecord], w: &WindowRecord) -> Option<String> {
+    let t_s = w.t_s;
+    let active = active_during(faults, w);
     if !active.is_empty() {
         return Some(format!(
             "during {}",
@@ -303,18 +297,18 @@ fn blame(faults: &[FaultRecord], t_s: f64) -> Option<String> {
         .map(|f| format!("after `{}` ({}) ended", f.name, f.kind))
 }
 
-/// The worst window of a phase for an SLO: its start and value.
-fn worst_window(
-    journal: &Journal,
+/// The worst window of a phase for an SLO, and its value.
+fn worst_window<'a>(
+    journal: &'a Journal,
     slo: &SloRecord,
     start_s: f64,
     end_s: f64,
-) -> Option<(f64, f64)> {
+) -> Option<(&'a WindowRecord, f64)> {
     journal
         .windows
         .iter()
         .filter(|w| w.t_s >= start_s && w.t_s < end_s && w.trusted)
-        .filter_map(|w| slo.metric.observe_window(w).map(|v| (w.t_s, v)))
+        .filter_map(|w| slo.metric.observe_window(w).map(|v| (w, v)))
         .max_by(|a, b| {
             if slo.comparison.lower_is_better() {
                 a.1.total_cmp(&b.1)
@@ -383,13 +377,14 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
             };
             let mut culprit = None;
             if let Some(p) = phase {
-                if let Some((t, v)) = worst_window(journal, slo, p.start_s, p.end_s) {
-                    culprit = blame(&journal.faults, t);
+                if let Some((w, v)) = worst_window(journal, slo, p.start_s, p.end_s) {
+                    culprit = blame(&journal.faults, w);
+                    // Tenths: a window cut at a phase start begins off a whole second.
                     let _ = write!(
                         detail,
                         " Worst second: {} at t={}s",
                         fmt_value(v, unit),
-                        t.round()
+                        (w.t_s * 10.0).round() / 10.0
                     );
                     match &culprit {
                         Some(c) => {
@@ -802,6 +797,7 @@ mod tests {
     fn w(t: f64, p99: f64) -> WindowRecord {
         WindowRecord {
             t_s: t,
+            duration_s: 1.0,
             requests: 100,
             ok: 100,
             dropped: 0,
@@ -882,6 +878,39 @@ mod tests {
             .map(|t| w(*t, 10.0))
             .collect();
         assert_eq!(recovery_time(&ws, 0.0, P99, LT, 250.0, 3), Some(3.0));
+    }
+
+    #[test]
+    fn short_windows_count_by_their_length_not_their_number() {
+        // Windows cut at a phase start at 2.5: [2, 2.5) and [2.5, 3) are half a second each.
+        let mut ws: Vec<_> = [0.0, 1.0, 2.0, 2.5, 3.0, 4.0]
+            .iter()
+            .map(|t| w(*t, 10.0))
+            .collect();
+        ws[2].duration_s = 0.5;
+        ws[3].duration_s = 0.5;
+        ws[0].latency_ms.as_mut().unwrap().p99 = 900.0;
+        // Three good seconds from t=1: [1, 2), [2, 2.5), [2.5, 3), [3, 4) - four windows.
+        let after_four = ws.iter().take(5).cloned().collect::<Vec<_>>();
+        assert_eq!(
+            recovery_time(&after_four, 0.0, P99, LT, 250.0, 3),
+            Some(1.0),
+            "1 + 0.5 + 0.5 + 1 s is three seconds"
+        );
+        let after_three = ws.iter().take(4).cloned().collect::<Vec<_>>();
+        assert_eq!(
+            recovery_time(&after_three, 0.0, P99, LT, 250.0, 3),
+            None,
+            "three windows are only two seconds here"
+        );
+        // A half-second window with 50 requests is 100 requests a second.
+        assert_eq!(
+            SloMetric::ThroughputRps.observe_window(&WindowRecord {
+                requests: 50,
+                ..ws[2].clone()
+            }),
+            Some(100.0)
+        );
     }
 
     #[test]

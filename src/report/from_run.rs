@@ -134,6 +134,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
         .iter()
         .map(|w| WindowRecord {
             t_s: w.start_s,
+            duration_s: w.duration_s,
             requests: w.requests,
             ok: w.ok,
             dropped: w.dropped,

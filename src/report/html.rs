@@ -510,13 +510,16 @@ fn time_charts(j: &Journal) -> String {
     let x_end = j
         .windows
         .last()
-        .map(|w| w.t_s + 1.0)
+        .map(|w| w.end_s())
         .unwrap_or(0.0)
         .max(j.phases.iter().map(|p| p.end_s).fold(0.0, f64::max));
     let x_range = (0.0, x_end.max(1.0));
-    // Points sit in the middle of their one-second window.
+    // Points sit in the middle of their window.
     let pts = |f: &dyn Fn(&super::WindowRecord) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-        j.windows.iter().map(|w| (w.t_s + 0.5, f(w))).collect()
+        j.windows
+            .iter()
+            .map(|w| (w.t_s + w.duration_s / 2.0, f(w)))
+            .collect()
     };
     let hovers: Vec<(f64, f64, String)> = j
         .windows
@@ -537,7 +540,7 @@ fn time_charts(j: &Journal) -> String {
                 .unwrap_or_else(|| "no successful request".into());
             (
                 w.t_s,
-                w.t_s + 1.0,
+                w.end_s(),
                 format!(
                     "t+{}s: {} requests, {} errors ({}), {} dropped{}\n{lat}",
                     fmt_num(w.t_s),
@@ -645,17 +648,17 @@ fn time_charts(j: &Journal) -> String {
             Series {
                 name: "completed".into(),
                 class: "s6",
-                points: pts(&|w| Some(w.requests as f64)),
+                points: pts(&|w| w.throughput_rps()),
             },
             Series {
                 name: "succeeded".into(),
                 class: "s5",
-                points: pts(&|w| Some(w.ok as f64)),
+                points: pts(&|w| w.per_second(w.ok)),
             },
             Series {
                 name: "dropped".into(),
                 class: "s3",
-                points: pts(&|w| Some(w.dropped as f64)),
+                points: pts(&|w| w.per_second(w.dropped)),
             },
         ],
         faults,

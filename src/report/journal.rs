@@ -359,6 +359,11 @@ impl ErrorCounts {
 pub struct WindowRecord {
     /// Start of the window, seconds since the run started.
     pub t_s: f64,
+    /// Length of the window, seconds: one, or less for the run's first window and where a
+    /// phase starts off a whole second (no window straddles two phases). Journals written
+    /// before this field existed had one-second windows only.
+    #[serde(default = "one_second")]
+    pub duration_s: f64,
     /// Requests completed in the window (successes and errors).
     pub requests: u64,
     /// Requests that succeeded.
@@ -403,7 +408,26 @@ fn default_true() -> bool {
     true
 }
 
+fn one_second() -> f64 {
+    1.0
+}
+
 impl WindowRecord {
+    /// End of the window, seconds since the run started.
+    pub fn end_s(&self) -> f64 {
+        self.t_s + self.duration_s
+    }
+
+    /// `count` (of this window) per second: windows are not all one second long.
+    pub fn per_second(&self, count: u64) -> Option<f64> {
+        (self.duration_s > 0.0).then(|| count as f64 / self.duration_s)
+    }
+
+    /// Completed requests per second over the window.
+    pub fn throughput_rps(&self) -> Option<f64> {
+        self.per_second(self.requests)
+    }
+
     /// Requests users asked for in the window: completed plus dropped.
     pub fn attempted(&self) -> u64 {
         self.requests + self.dropped

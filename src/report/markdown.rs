@@ -527,9 +527,11 @@ pub fn render_markdown(j: &Journal) -> String {
     let dropped: u64 = j.windows.iter().map(|w| w.dropped).sum();
     let _ = writeln!(
         md,
-        "## Measurement\n\n{} one-second windows; {} untrusted (the load generator lagged); \
+        "## Measurement\n\n{} windows over {:.0} seconds (one second each, shorter where the \
+         run or a phase starts off a whole second); {} untrusted (the load generator lagged); \
          {} requests dropped by the generator.\n",
         j.windows.len(),
+        measured_seconds(j),
         untrusted,
         dropped
     );
@@ -612,6 +614,11 @@ pub(crate) struct Checklist {
     pub r4: Vec<(bool, String)>,
 }
 
+/// Seconds of load the windows cover.
+fn measured_seconds(j: &Journal) -> f64 {
+    j.windows.iter().map(|w| w.duration_s).sum()
+}
+
 /// Works out the R-3 / R-4 checklist from the journal.
 pub(crate) fn r3_r4(j: &Journal) -> Checklist {
     let requests: u64 = j.phases.iter().map(|p| p.stats.requests).sum();
@@ -622,9 +629,9 @@ pub(crate) fn r3_r4(j: &Journal) -> Checklist {
         (
             measured,
             format!(
-                "Impact measured: {} requests over {} seconds, {} SLOs evaluated in {} phases.",
+                "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases.",
                 requests,
-                j.windows.len(),
+                measured_seconds(j),
                 j.slos.len(),
                 j.phases.len()
             ),

@@ -159,6 +159,7 @@ pub fn simulated(sim: &Sim) -> Journal {
         phase_ok[pi] += ok;
         windows.push(WindowRecord {
             t_s: t,
+            duration_s: 1.0,
             requests,
             ok,
             dropped: if sim.untrusted.contains(&s) { 12 } else { 0 },
