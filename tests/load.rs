@@ -357,6 +357,48 @@ async fn starved_generator_marks_the_window_untrusted() {
 
 /// `gameday load --json` prints exactly one JSON object with the documented keys, and
 /// `--hdr-log` writes an interval log HdrHistogram can read back.
+/// A host name that does not resolve is a `dns` error. The only resolver this machine knows
+/// is off loopback, so the load runs in a network namespace of its own (`unshare -n`, only
+/// a loopback interface, down): the lookup fails at once and no query leaves the namespace.
+#[test]
+fn unresolvable_host_is_dns_error() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-n", "true"])
+        .status();
+    if !probe.as_ref().is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to create a network namespace (unshare -n): {probe:?}"
+        );
+        eprintln!("SKIPPED: cannot create a network namespace here");
+        return;
+    }
+    let out = std::process::Command::new("unshare")
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_gameday"))
+        .args([
+            "load",
+            "http://unresolvable.test:8080/",
+            "--rate",
+            "20",
+            "--duration",
+            "1s",
+            "--json",
+        ])
+        .env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["requests"], 20, "{v:#}");
+    assert_eq!(v["ok"], 0, "{v:#}");
+    assert_eq!(
+        v["errors"]["dns"], 20,
+        "every request failed to resolve: {v:#}"
+    );
+}
+
 #[test]
 fn cli_json_and_hdr_log() {
     let server = TestServer::start();
