@@ -2,10 +2,10 @@
 //! restarts real processes, SIGINT aborts cleanly, SIGKILL + `recover` leaves nothing behind.
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{gameday, pids_with, status_server, text};
+use crate::support::{cmd, gameday, pids_with, status_server, text};
 
 /// A scenario with a fleet of `python3 -m http.server` replicas, marked by a unique folder so
 /// the test can find exactly its own processes.
@@ -32,6 +32,17 @@ phases:
     let p = dir.join("scenario.yaml");
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// `gameday run SCENARIO --out OUT --no-progress`, metrics on a free port.
+fn run_cmd(scenario: &Path, out: &Path) -> Command {
+    let mut c = cmd();
+    c.arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .arg("--no-progress");
+    c
 }
 
 fn ledger_of(out: &Path) -> std::path::PathBuf {
@@ -105,13 +116,7 @@ fn a_run_kills_a_replica_the_supervisor_restarts_it_and_nothing_is_left() {
     let marker = format!("run-{}", std::process::id());
     let s = scenario(dir.path(), &marker, "  - name: baseline\n    duration: 2s\n  - name: chaos\n    duration: 4s\n    faults:\n      - name: kill-one\n        at: 1s\n        process_kill: { service: web }\n");
     let out = dir.path().join("reports");
-    let o = gameday(&[
-        "run",
-        s.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-progress",
-    ]);
+    let o = run_cmd(&s, &out).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ledger = std::fs::read_to_string(ledger_of(&out)).unwrap();
     let kills: Vec<&str> = ledger
@@ -152,13 +157,7 @@ fn windows_end_at_phase_starts_off_the_whole_second() {
         ),
     );
     let out = dir.path().join("reports");
-    let o = gameday(&[
-        "run",
-        s.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-progress",
-    ]);
+    let o = run_cmd(&s, &out).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let journal: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(ledger_of(&out).with_file_name("journal.json")).unwrap(),
@@ -203,14 +202,7 @@ fn sigint_mid_run_reverts_everything_and_exits_3() {
     let marker = format!("sigint-{}", std::process::id());
     let s = scenario(dir.path(), &marker, "  - name: chaos\n    duration: 60s\n    faults:\n      - name: kill-one\n        at: 1s\n        every: 2s\n        process_kill: { service: web }\n");
     let out = dir.path().join("reports");
-    let mut child = crate::support::cmd()
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-progress",
-        ])
+    let mut child = run_cmd(&s, &out)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -255,14 +247,7 @@ fn sigkill_mid_run_then_recover_leaves_nothing_behind() {
     let marker = format!("sigkill-{}", std::process::id());
     let s = scenario(dir.path(), &marker, "  - name: chaos\n    duration: 60s\n    faults:\n      - name: kill-one\n        at: 1s\n        every: 2s\n        process_kill: { service: web }\n");
     let out = dir.path().join("reports");
-    let mut child = crate::support::cmd()
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-progress",
-        ])
+    let mut child = run_cmd(&s, &out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -340,13 +325,7 @@ phases:
     )
     .unwrap();
     let out = dir.path().join("reports");
-    let o = gameday(&[
-        "run",
-        s.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-progress",
-    ]);
+    let o = run_cmd(&s, &out).output().unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
         text(&o).contains("stop condition `error storm` fired"),
