@@ -59,9 +59,17 @@ impl Recorder {
 
 #[async_trait]
 impl SpotNoticeHandler for Recorder {
-    async fn prepare_notice(&self, instance_id: &str) -> anyhow::Result<Option<Value>> {
-        self.log(format!("prepare {instance_id}"));
-        Ok(Some(json!({ "node": format!("node-{instance_id}") })))
+    async fn prepare_notices(
+        &self,
+        instance_ids: &[String],
+    ) -> anyhow::Result<Vec<(String, Value)>> {
+        Ok(instance_ids
+            .iter()
+            .map(|id| {
+                self.log(format!("prepare {id}"));
+                (id.clone(), json!({ "node": format!("node-{id}") }))
+            })
+            .collect())
     }
     async fn on_notice(&self, instance_id: &str, undo: &Value) -> anyhow::Result<()> {
         let node = undo["node"].as_str().unwrap().to_owned();

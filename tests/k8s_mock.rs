@@ -927,14 +927,12 @@ async fn spot_notice_drains_the_node_of_the_instance_and_undo_uncordons_only_wha
             .q("fieldSelector", format!("spec.nodeName={n}"))
     };
     let mock = serve(vec![
-        // prepare_notice(i-0bbb): an already cordoned node.
+        // One list of the Nodes for the three instances: i-0bbb runs an already cordoned
+        // node, i-0ccc none, i-0aaa node-1.
         nodes(),
         pods_on("node-2"),
-        // prepare_notice(i-0ccc): no node runs on it.
-        nodes(),
-        // prepare_notice(i-0aaa), then the notice: cordon, evict, and undo.
-        nodes(),
         pods_on("node-1"),
+        // The notice for i-0aaa: cordon, evict, and undo.
         step("PATCH", "/api/v1/nodes/node-1", node("node-1", true)),
         pods_on("node-1"),
         step(
@@ -952,24 +950,28 @@ async fn spot_notice_drains_the_node_of_the_instance_and_undo_uncordons_only_wha
     ]);
     let t = target(mock.client.clone());
     let handler = t.spot_notice_handler();
-    let cordoned = handler.prepare_notice("i-0bbb").await.unwrap().unwrap();
+    let ids = ["i-0bbb", "i-0ccc", "i-0aaa"].map(String::from);
+    let mut records = handler.prepare_notices(&ids).await.unwrap().into_iter();
+    let (id, cordoned) = records.next().unwrap();
+    assert_eq!(id, "i-0bbb");
     assert_eq!(
         cordoned["nodes"],
         json!([{"name": "node-2", "was_unschedulable": true}])
     );
-    assert!(handler.prepare_notice("i-0ccc").await.unwrap().is_none());
-    let undo = handler.prepare_notice("i-0aaa").await.unwrap().unwrap();
+    let (id, undo) = records.next().unwrap();
+    assert_eq!(id, "i-0aaa", "i-0ccc runs no node: no record");
     assert_eq!(
         undo["nodes"],
         json!([{"name": "node-1", "was_unschedulable": false}])
     );
+    assert!(records.next().is_none());
     handler.on_notice("i-0aaa", &undo).await.unwrap();
     handler.undo(&undo).await.unwrap();
     // Undoing the notice of a node cordoned before the run sends nothing.
     handler.undo(&cordoned).await.unwrap();
     drop((handler, t));
     let seen = mock.done().await;
-    assert_eq!(seen[5].body, json!({"spec": {"unschedulable": true}}));
-    assert_eq!(seen[8].body["apiVersion"], "policy/v1");
-    assert_eq!(seen[9].body, json!({"spec": {"unschedulable": false}}));
+    assert_eq!(seen[3].body, json!({"spec": {"unschedulable": true}}));
+    assert_eq!(seen[6].body["apiVersion"], "policy/v1");
+    assert_eq!(seen[7].body, json!({"spec": {"unschedulable": false}}));
 }

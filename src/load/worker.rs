@@ -100,9 +100,9 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     /// Hard stop: abandon requests in flight.
     pub cancel: CancellationToken,
-    /// When the first one-second window ends, after `t0`: one second, or less so that every
-    /// later window boundary falls on a whole second of the caller's clock (a gameday's run
-    /// clock, whose phases start on whole seconds).
+    /// When the first window ends, after `t0`: one second, or less so that every later
+    /// whole-second boundary falls on a whole second of the caller's clock (a gameday's run
+    /// clock); `cuts` add the edges that are not whole seconds.
     pub first_window: Duration,
     /// Further window edges after `t0`, in order (a gameday's phase starts).
     pub cuts: Vec<Duration>,

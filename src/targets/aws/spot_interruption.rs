@@ -121,20 +121,17 @@ pub(crate) async fn prepare(
     match spec.method {
         InterruptionMethod::Ec2 => {
             if let Some(handler) = &inner.notice {
-                for id in &ids {
-                    let undo = handler.prepare_notice(id).await.map_err(|source| {
-                        TargetError::from(AwsError::Notice {
-                            instance_id: id.clone(),
-                            source,
-                        })
-                    })?;
-                    if let Some(undo) = undo {
-                        notices.push(NoticeRecord {
-                            instance_id: id.clone(),
-                            undo,
-                        });
-                    }
-                }
+                let records = handler.prepare_notices(&ids).await.map_err(|source| {
+                    TargetError::from(AwsError::Notice {
+                        instance_id: ids.join(", "),
+                        source,
+                    })
+                })?;
+                notices.extend(
+                    records
+                        .into_iter()
+                        .map(|(instance_id, undo)| NoticeRecord { instance_id, undo }),
+                );
             }
         }
         InterruptionMethod::Fis => {

@@ -39,46 +39,58 @@ impl SpotNoticeDrain {
         Self { shared }
     }
 
-    /// The Node whose `spec.providerID` names `instance_id`, if any.
-    async fn node_of(&self, instance_id: &str) -> anyhow::Result<Option<Node>> {
+    /// Every Node of the cluster, listed once per fault however many instances it hits.
+    async fn nodes(&self) -> anyhow::Result<Vec<Node>> {
         let api: Api<Node> = Api::all(self.shared.client().await?);
-        let nodes = list_all(&api, &ListParams::default())
+        Ok(list_all(&api, &ListParams::default())
             .await
-            .map_err(|e| op_err("list nodes", "all", e))?;
-        Ok(nodes.into_iter().find(|n| {
-            n.spec
-                .as_ref()
-                .and_then(|s| s.provider_id.as_deref())
-                .and_then(instance_id_from_provider_id)
-                == Some(instance_id)
-        }))
+            .map_err(|e| op_err("list nodes", "all", e))?)
     }
+}
+
+/// The Node among `nodes` whose `spec.providerID` names `instance_id`, if any.
+fn node_of<'a>(nodes: &'a [Node], instance_id: &str) -> Option<&'a Node> {
+    nodes.iter().find(|n| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .and_then(instance_id_from_provider_id)
+            == Some(instance_id)
+    })
 }
 
 #[async_trait]
 impl SpotNoticeHandler for SpotNoticeDrain {
-    async fn prepare_notice(&self, instance_id: &str) -> anyhow::Result<Option<Value>> {
-        let Some(node) = self.node_of(instance_id).await? else {
-            tracing::info!(instance = %instance_id, "no node of the cluster runs on this instance; nothing to drain");
-            return Ok(None);
-        };
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let was_unschedulable = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        let pods = pods_to_evict(&self.shared, &name).await?;
-        let undo = NodeDrainUndo {
-            nodes: vec![DrainedNode {
-                name,
-                was_unschedulable,
-            }],
-            pods,
-            eviction_timeout_ms: EVICTION_TIMEOUT.as_millis() as u64,
-            grace_period_seconds: None,
-        };
-        Ok(Some(serde_json::to_value(undo)?))
+    async fn prepare_notices(
+        &self,
+        instance_ids: &[String],
+    ) -> anyhow::Result<Vec<(String, Value)>> {
+        let nodes = self.nodes().await?;
+        let mut records = Vec::new();
+        for instance_id in instance_ids {
+            let Some(node) = node_of(&nodes, instance_id) else {
+                tracing::info!(instance = %instance_id, "no node of the cluster runs on this instance; nothing to drain");
+                continue;
+            };
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let was_unschedulable = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false);
+            let pods = pods_to_evict(&self.shared, &name).await?;
+            let undo = NodeDrainUndo {
+                nodes: vec![DrainedNode {
+                    name,
+                    was_unschedulable,
+                }],
+                pods,
+                eviction_timeout_ms: EVICTION_TIMEOUT.as_millis() as u64,
+                grace_period_seconds: None,
+            };
+            records.push((instance_id.clone(), serde_json::to_value(undo)?));
+        }
+        Ok(records)
     }
 
     async fn on_notice(&self, instance_id: &str, undo: &Value) -> anyhow::Result<()> {
