@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Supply-chain checks: `cargo deny` (licences, bans, sources: offline; advisories: the RustSec
-# database). Installs cargo-deny from crates.io when missing.
+# database). Installs cargo-deny from crates.io when missing. Also validates the GitHub Actions
+# workflows against GitHub's workflow schema (action-validator, from npm, cached), since the
+# kind workflow cannot run here: a typo in it would otherwise surface only on GitHub.
 #
 # The advisory database lives on GitHub. When it cannot be fetched (an offline machine, a
 # sandbox without GitHub), this script prints a loud SKIPPED line and exits 0: no advisory
@@ -49,6 +51,27 @@ else
   printf '!!! (https://github.com/rustsec/advisory-db is not reachable from here). No advisory check ran.\n'
   printf '!!! Fetch error: %s\n' "$(grep -E 'fatal|error' /tmp/gameday-audit-fetch.log | tail -n 1)"
   printf '\n'
+  if [ "${GAMEDAY_AUDIT_STRICT:-0}" = 1 ]; then
+    status=1
+  fi
+fi
+# The workflows: schema-checked with action-validator (npm), installed once into a cache dir.
+AV_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/gameday-audit/action-validator
+AV="$AV_DIR/node_modules/.bin/action-validator"
+if [ ! -x "$AV" ] && command -v npm >/dev/null 2>&1; then
+  log "installing action-validator (npm) into $AV_DIR"
+  mkdir -p "$AV_DIR"
+  npm install --silent --prefix "$AV_DIR" @action-validator/cli@0.6.0 @action-validator/core@0.6.0 >/dev/null 2>&1 || true
+fi
+if [ -x "$AV" ]; then
+  for wf in .github/workflows/*.yml; do
+    log "action-validator $wf"
+    if ! "$AV" "$wf"; then
+      status=1
+    fi
+  done
+else
+  printf '\n!!! SKIPPED: the GitHub workflows were not schema-checked (npm or action-validator unavailable)\n\n'
   if [ "${GAMEDAY_AUDIT_STRICT:-0}" = 1 ]; then
     status=1
   fi
