@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -95,62 +95,86 @@ fn sigkill_at_random_moments_then_recover_leaves_nothing() {
     }
 }
 
-/// The report folder's disk is full before the run: the ledger cannot be written, so the run
-/// stops before starting anything, exits 5 and says what to do. Uses a 64 KiB tmpfs when this
-/// process may mount (root); otherwise a 0-byte file-size limit on the runner, which fails
-/// the same writes with EFBIG.
+/// Too little free space under the report folder for the run: it stops before starting
+/// anything, exits 5 and says how much is free and how much the run needs. A 4 MiB tmpfs
+/// (root only; skipped otherwise, CI runs as root) is under the estimate for any run.
 #[test]
-fn a_full_disk_under_the_report_folder_stops_the_run_before_anything_starts() {
+fn too_little_free_space_under_the_report_folder_stops_the_run_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let marker = format!("full-{}", std::process::id());
-    let s = fleet_scenario(
-        dir.path(),
-        &marker,
+    let marker = format!("small-{}", std::process::id());
+    let s = full_disk_scenario(dir.path(), &marker);
+    let out = dir.path().join("reports");
+    let Some(tmpfs) = Tmpfs::mount(&out, "4m") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must mount the tmpfs"
+        );
+        eprintln!("SKIPPED too_little_free_space...: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let o = run_cmd(&s, &out).output().unwrap();
+    let t = text(&o);
+    assert!(t.contains("only 4.0 MiB free under"), "{t}");
+    assert!(t.contains("writes up to about 8.1 MiB"), "{t}");
+    refused_before_start(&o, &marker, &out);
+    assert!(
+        std::fs::read_dir(&out).unwrap().next().is_none(),
+        "no run folder is made"
+    );
+    drop(tmpfs);
+}
+
+/// The report folder cannot be written at all (a 0-byte file-size limit on the runner, which
+/// fails its writes with EFBIG as a full disk fails them with ENOSPC): the ledger cannot be
+/// written, so the run stops before starting anything, exits 5 and says what to do.
+#[test]
+fn an_unwritable_report_folder_stops_the_run_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("efbig-{}", std::process::id());
+    let s = full_disk_scenario(dir.path(), &marker);
+    let out = dir.path().join("reports");
+    let mut cmd = run_cmd(&s, &out);
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let t = text(&o);
+    assert!(t.contains("File too large"), "{t}");
+    assert!(t.contains("ledger"), "{t}");
+    refused_before_start(&o, &marker, &out);
+}
+
+fn full_disk_scenario(dir: &Path, marker: &str) -> PathBuf {
+    fleet_scenario(
+        dir,
+        marker,
         "",
         "",
         "  - name: chaos\n    duration: 5s\n    faults:\n      - name: kill-one\n        at: 1s\n        process_kill: { service: web }\n",
-    );
-    let out = dir.path().join("reports");
-    let tmpfs = Tmpfs::mount(&out, "64k");
-    let mut cmd = run_cmd(&s, &out);
-    let expect = match &tmpfs {
-        Some(t) => {
-            assert!(t.fill() > 0);
-            "No space left on device"
-        }
-        None => {
-            eprintln!("full disk: cannot mount a tmpfs here; using RLIMIT_FSIZE=0 instead");
-            use std::os::unix::process::CommandExt;
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                    let lim = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            "File too large"
-        }
-    };
-    let o = cmd.output().unwrap();
-    let t = text(&o);
+    )
+}
+
+/// Exit 5 with the advice to free space, no fleet process, nothing for `recover`.
+fn refused_before_start(o: &std::process::Output, marker: &str, out: &Path) {
+    let t = text(o);
     assert_eq!(o.status.code(), Some(5), "{t}");
-    assert!(t.contains(expect), "{t}");
-    assert!(t.contains("ledger"), "{t}");
     assert!(
         t.contains("nothing was started or injected; free space"),
         "{t}"
     );
-    assert!(pids_with(&marker).is_empty(), "a fleet process started");
-    // And `recover` finds nothing to do.
+    assert!(pids_with(marker).is_empty(), "a fleet process started");
     let o = gameday(&["recover", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    drop(tmpfs);
 }
 
 /// The disk fills up while the ledger is being appended to: every failed append is reported
@@ -446,7 +470,8 @@ phases:
     )
     .unwrap();
     let out = dir.path().join("reports");
-    let Some(disk) = Tmpfs::mount(&out, "1m") else {
+    // Above the free-space estimate for this short run (8 MiB and a bit), then filled.
+    let Some(disk) = Tmpfs::mount(&out, "12m") else {
         eprintln!("SKIPPED a_disk_that_fills_mid_run_aborts_before_the_next_injection: cannot mount a tmpfs (needs root)");
         return;
     };

@@ -3,8 +3,10 @@
 //! [`plan`] lays the timeline out in absolute time (pure); [`runner`] executes it with the
 //! load and the stop conditions; [`ledger`] is the write-ahead record of every injection;
 //! [`recover`] undoes what a killed run left; [`hypothesis`] judges the SLOs; [`signals`]
-//! turns Ctrl-C into a clean abort; [`events`] is the run's own log.
+//! turns Ctrl-C into a clean abort; [`events`] is the run's own log; [`disk`] refuses a run
+//! the free space under its folder cannot hold.
 
+pub mod disk;
 pub mod events;
 pub mod hypothesis;
 pub mod ledger;

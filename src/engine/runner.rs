@@ -299,6 +299,7 @@ pub async fn run(
 ) -> anyhow::Result<RunResult> {
     let s = &loaded.scenario;
     let plan = Plan::new(s);
+    super::disk::check_free_space(&opts.out_dir, plan.total).map_err(anyhow::Error::msg)?;
     let run_id = new_run_id();
     let run_dir = create_run_dir(&opts.out_dir, &s.metadata.name, &run_id).map_err(|e| {
         anyhow::anyhow!(
