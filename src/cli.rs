@@ -85,7 +85,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Serve Prometheus metrics under /metrics on this address while the run goes (`none` to
-    /// turn off). Loopback by default: expose it elsewhere only on purpose.
+    /// turn off). Loopback by default: expose it elsewhere only on purpose. A taken address
+    /// stops the run before it starts, except the default: then another free port is used,
+    /// with a warning.
     #[arg(long, default_value = crate::observe::metrics::DEFAULT_ADDR, env = "GAMEDAY_METRICS_ADDR")]
     pub metrics_addr: String,
 }

@@ -114,6 +114,42 @@ fn metrics_are_served_on_the_address_asked_for_during_a_run() {
     );
 }
 
+/// The default 8067 taken by another program: metrics are for watching, not for safety, so
+/// the run goes on with its metrics on another free loopback port and says where. (An
+/// address the person asked for is refused instead: the test below.)
+#[test]
+fn a_taken_default_metrics_port_moves_to_a_free_one_and_the_run_goes_on() {
+    // Hold 8067 for the whole run; if something else holds it already, it is taken all the same.
+    let _held = std::net::TcpListener::bind("127.0.0.1:8067");
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:8067").is_err(),
+        "8067 should be taken now"
+    );
+    let (load_port, _) = status_server(200);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("metrics-default-{}", std::process::id());
+    let s = scenario(dir.path(), &marker, load_port);
+    let out = dir.path().join("reports");
+    let o = cmd()
+        .env_remove("GAMEDAY_METRICS_ADDR")
+        .args([
+            "run",
+            s.to_str().unwrap(),
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("the default address 127.0.0.1:8067 is taken by another program; serving on http://127.0.0.1:"),
+        "{t}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet processes left behind");
+}
+
 #[test]
 fn a_taken_metrics_port_stops_the_run_before_anything_happens() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

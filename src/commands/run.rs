@@ -39,6 +39,7 @@ pub async fn run(args: &RunArgs) -> i32 {
         yes: args.yes,
         progress: !args.no_progress,
         metrics_addr,
+        metrics_addr_is_default: args.metrics_addr == crate::observe::metrics::DEFAULT_ADDR,
     };
     if let Err(e) = signals::install(abort.clone(), active.clone(), args.out.clone()) {
         eprintln!("gameday: cannot install signal handlers: {e}");

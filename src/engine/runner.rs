@@ -66,6 +66,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Where to serve Prometheus metrics (`None`: not at all).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `metrics_addr` is the default (8067), not an address the person asked for: when it is
+    /// taken the run serves its metrics on another free loopback port and says so, instead of
+    /// refusing to start (metrics are for watching a gameday, not for its safety).
+    pub metrics_addr_is_default: bool,
 }
 
 /// Why the run is being cut short; the first reason wins.
@@ -354,7 +358,20 @@ pub async fn run(
     // Metrics first: a taken port is an error before anything is touched.
     let metrics = Metrics::new();
     if let Some(addr) = opts.metrics_addr {
-        match metrics::serve(addr, metrics.clone(), root.child_token()).await {
+        let mut served = metrics::serve(addr, metrics.clone(), root.child_token()).await;
+        if let Err(metrics::MetricsError::Bind { source, .. }) = &served {
+            if opts.metrics_addr_is_default && source.kind() == std::io::ErrorKind::AddrInUse {
+                let elsewhere = std::net::SocketAddr::new(addr.ip(), 0);
+                served = metrics::serve(elsewhere, metrics.clone(), root.child_token()).await;
+                if let Ok(bound) = &served {
+                    tracing::warn!(
+                        %bound,
+                        "metrics: the default address {addr} is taken by another program; serving on http://{bound}/metrics instead (a Prometheus scraping {addr} will not see this run: free the port or pass --metrics-addr)"
+                    );
+                }
+            }
+        }
+        match served {
             Ok(bound) => tracing::info!(%bound, "metrics on http://{bound}/metrics"),
             Err(e) => {
                 return finish_early(

@@ -27,6 +27,12 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            // Colours for a person at a terminal only: a log piped to a file or a CI job
+            // must not carry escape codes (and NO_COLOR turns them off, as everywhere).
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
             .with_target(false)
             .compact()
             .try_init(),
