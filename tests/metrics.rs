@@ -16,6 +16,17 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(out)
 }
 
+/// `gameday run SCENARIO --no-progress --out OUT` (metrics address as the test sets it).
+fn run_cmd(scenario: &std::path::Path, out: &std::path::Path) -> std::process::Command {
+    let mut c = cmd();
+    c.arg("run")
+        .arg(scenario)
+        .arg("--no-progress")
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 fn scenario(dir: &std::path::Path, marker: &str, load_port: u16) -> std::path::PathBuf {
     let www = dir.join(marker);
     std::fs::create_dir_all(&www).unwrap();
@@ -63,14 +74,7 @@ fn metrics_are_served_on_the_address_asked_for_during_a_run() {
     let s = scenario(dir.path(), &marker, load_port);
     let port = free_port();
     let out = dir.path().join("reports");
-    let mut child = cmd()
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--no-progress",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let mut child = run_cmd(&s, &out)
         .env("GAMEDAY_METRICS_ADDR", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -130,15 +134,8 @@ fn a_taken_default_metrics_port_moves_to_a_free_one_and_the_run_goes_on() {
     let marker = format!("metrics-default-{}", std::process::id());
     let s = scenario(dir.path(), &marker, load_port);
     let out = dir.path().join("reports");
-    let o = cmd()
+    let o = run_cmd(&s, &out)
         .env_remove("GAMEDAY_METRICS_ADDR")
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--no-progress",
-            "--out",
-            out.to_str().unwrap(),
-        ])
         .output()
         .unwrap();
     let t = text(&o);
@@ -158,14 +155,7 @@ fn a_taken_metrics_port_stops_the_run_before_anything_happens() {
     let marker = format!("metrics-taken-{}", std::process::id());
     let s = scenario(dir.path(), &marker, 9);
     let out = dir.path().join("reports");
-    let o = cmd()
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--no-progress",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let o = run_cmd(&s, &out)
         .env("GAMEDAY_METRICS_ADDR", format!("127.0.0.1:{port}"))
         .output()
         .unwrap();
@@ -213,14 +203,7 @@ fn a_real_prometheus_scrapes_a_run() {
         .spawn()
         .unwrap();
     let out = dir.path().join("reports");
-    let status = cmd()
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--no-progress",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let status = run_cmd(&s, &out)
         .env("GAMEDAY_METRICS_ADDR", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
