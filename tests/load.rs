@@ -385,7 +385,6 @@ fn unresolvable_host_is_dns_error() {
             "1s",
             "--json",
         ])
-        .env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

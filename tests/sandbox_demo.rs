@@ -362,13 +362,12 @@ phases:
     let scenario = dir.path().join("recover.yaml");
     std::fs::write(&scenario, yaml).unwrap();
     let out = dir.path().join("reports");
-    let mut child = std::process::Command::new(exe)
+    let mut child = crate::support::cmd()
         .arg("run")
         .arg(&scenario)
         .arg("--out")
         .arg(&out)
         .arg("--no-progress")
-        .env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("run.stderr")).unwrap())
         .spawn()
@@ -424,16 +423,12 @@ phases:
     );
 
     let recover = |label: &str| {
-        let o = std::process::Command::new(exe)
+        let o = crate::support::cmd()
             .args(["recover", "--out"])
             .arg(&out)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let text = crate::support::text(&o);
         assert_eq!(o.status.code(), Some(0), "{label}: {text}");
         text
     };

@@ -105,6 +105,11 @@ impl EventLog {
         }
     }
 
+    /// A note for the run's log and report: not tied to a phase, a fault or a target.
+    pub fn note(&self, message: String) {
+        self.push(EventKind::Note, None, None, vec![], false, message);
+    }
+
     /// Records an event, and logs it.
     pub fn push(
         &self,
@@ -160,14 +165,7 @@ mod tests {
     fn rebase_moves_the_zero_for_every_clone_and_keeps_earlier_events_before_it() {
         let log = EventLog::new(Instant::now());
         let clone = log.clone();
-        log.push(
-            EventKind::Note,
-            None,
-            None,
-            vec![],
-            false,
-            "targets up".into(),
-        );
+        log.note("targets up".into());
         std::thread::sleep(std::time::Duration::from_millis(50));
         let zero = Instant::now();
         clone.rebase(zero);

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{EventKind, EventLog};
+use super::events::EventLog;
 use super::runner::{PhaseResult, PhaseVerdict, SloVerdict};
 use crate::observe::metrics::Metrics;
 use crate::scenario::model::Slo;
@@ -110,14 +110,10 @@ pub async fn start(
                 if reading.ok == failing[i] {
                     failing[i] = !reading.ok;
                     let what = if reading.ok { "holds again" } else { "fails" };
-                    events.push(
-                        EventKind::Note,
-                        None,
-                        None,
-                        vec![],
-                        false,
-                        format!("probe of SLO `{}` {what}: {}", p.slo, reading.detail),
-                    );
+                    events.note(format!(
+                        "probe of SLO `{}` {what}: {}",
+                        p.slo, reading.detail
+                    ));
                 }
                 samples.push(ProbeSample {
                     slo: p.slo.clone(),

@@ -424,14 +424,7 @@ pub async fn run(
                     .map(|f| f.message.clone())
                     .collect();
                 for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
-                    events.push(
-                        EventKind::Note,
-                        None,
-                        None,
-                        vec![],
-                        false,
-                        format!("preflight warning: {}", f.message),
-                    );
+                    events.note(format!("preflight warning: {}", f.message));
                 }
                 if !errors.is_empty() {
                     return finish_early(
