@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::{merge, Percentiles, Window};
+use crate::load::{merge, LiveView, LiveWindow, Percentiles, Window};
 use crate::scenario::model::{LatencyObjective, PercentMax, PercentMin, Slo, StopCondition};
 
 /// What one phase measured.
@@ -23,25 +23,35 @@ pub struct PhaseMeasure {
     pub seconds: f64,
     /// Windows the generator could not be trusted for.
     pub untrusted_windows: u64,
+    /// Closed model: seconds in which requests were outstanding and none completed.
+    #[serde(default)]
+    pub stalled_seconds: f64,
 }
 
 impl PhaseMeasure {
-    /// Failed share of attempted requests, percent.
+    /// Failed share of attempted requests, percent (100 - availability).
     pub fn error_pct(&self) -> f64 {
-        let attempted = self.requests + self.dropped;
-        if attempted == 0 {
+        if self.requests + self.dropped == 0 && self.stalled_seconds == 0.0 {
             return 0.0;
         }
-        100.0 * (attempted - self.ok) as f64 / attempted as f64
+        100.0 - self.availability_pct()
     }
 
-    /// Successful share of attempted requests, percent.
+    /// Successful share of attempted requests, percent. In the closed model a hang sends
+    /// nothing to count, so the seconds it stalled count as seconds of no availability: the
+    /// share of requests that succeeded, over the time that was not stalled.
     pub fn availability_pct(&self) -> f64 {
         let attempted = self.requests + self.dropped;
-        if attempted == 0 {
-            return 0.0;
+        let by_requests = if attempted == 0 {
+            0.0
+        } else {
+            100.0 * self.ok as f64 / attempted as f64
+        };
+        if self.stalled_seconds > 0.0 && self.seconds > 0.0 {
+            by_requests * (1.0 - (self.stalled_seconds / self.seconds).min(1.0))
+        } else {
+            by_requests
         }
-        100.0 * self.ok as f64 / attempted as f64
     }
 }
 
@@ -63,6 +73,9 @@ pub fn measure(windows: &[Window], start_s: f64, end_s: f64) -> PhaseMeasure {
         m.seconds += w.duration_s;
         if !w.trusted {
             m.untrusted_windows += 1;
+        }
+        if w.stalled {
+            m.stalled_seconds += w.duration_s;
         }
     }
     if let Ok(h) = merge(ws.iter().map(|w| &w.histograms.latency)) {
@@ -175,15 +188,93 @@ impl Objective {
         }
     }
 
-    /// Whether one second of load meets the objective. A second with no attempted request
-    /// does not: silence is not health.
+    /// Whether one final window meets the objective (recovery counts these): only a
+    /// [`WindowState::Good`] one does. A second with no attempted request does not: silence
+    /// is not health.
     pub fn window_met(&self, w: &Window) -> bool {
-        let m = window_measure(w);
-        if m.requests + m.dropped == 0 {
-            return false;
-        }
-        self.met(self.observe(&m, Some(&w.histograms.latency)))
+        self.final_state(w) == WindowState::Good
     }
+
+    /// What a final window says about the objective. A hang in the closed model is bad; a
+    /// window no request was meant for (a paused load) says nothing.
+    pub fn final_state(&self, w: &Window) -> WindowState {
+        if w.stalled {
+            return WindowState::Bad;
+        }
+        if w.attempted() == 0 {
+            return WindowState::Unknown;
+        }
+        let m = window_measure(w);
+        if self.met(self.observe(&m, Some(&w.histograms.latency))) {
+            WindowState::Good
+        } else {
+            WindowState::Bad
+        }
+    }
+
+    /// What a window that is not final yet already says about the objective, with certainty:
+    /// `Bad` when it fails even if every pending request ends well, `Good` when it holds even
+    /// if every pending request fails (or waits to its timeout), `Unknown` in between. So a
+    /// second with requested load and no outcome yet is never good, and a request in flight
+    /// past the latency bound already counts as slow.
+    pub fn live_state(&self, w: &LiveWindow) -> WindowState {
+        if w.stalled {
+            return WindowState::Bad;
+        }
+        let total = w.attempted();
+        if total == 0 {
+            return WindowState::Unknown;
+        }
+        let known = total - w.pending;
+        let pct = |n: u64| 100.0 * n as f64 / total as f64;
+        let (bad, good) = match self {
+            Objective::Availability(min) => (pct(w.ok + w.pending) < *min, pct(w.ok) >= *min),
+            Objective::ErrorRate(max) => (pct(w.failed()) > *max, pct(w.failed() + w.pending) <= *max),
+            Objective::Latency { percentile, max_ms } => {
+                let (low, high) = w.latency_bounds(*percentile);
+                (low > *max_ms, high <= *max_ms)
+            }
+        };
+        if bad {
+            WindowState::Bad
+        } else if good && known > 0 {
+            WindowState::Good
+        } else {
+            WindowState::Unknown
+        }
+    }
+
+    /// The value a live window shows for the objective (for messages): over the outcomes
+    /// known so far, the latency counting pending requests at their age.
+    pub fn live_observed(&self, w: &LiveWindow) -> f64 {
+        let known = w.ok + w.failed();
+        match self {
+            Objective::Latency { percentile, .. } => w.latency_bounds(*percentile).0,
+            Objective::ErrorRate(_) if known > 0 => 100.0 * w.failed() as f64 / known as f64,
+            Objective::Availability(_) if known > 0 => 100.0 * w.ok as f64 / known as f64,
+            Objective::ErrorRate(_) | Objective::Availability(_) => 0.0,
+        }
+    }
+
+    fn unit(&self) -> &'static str {
+        if matches!(self, Objective::Latency { .. }) {
+            "ms"
+        } else {
+            "%"
+        }
+    }
+}
+
+/// What one window says about one objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowState {
+    /// It met the objective.
+    Good,
+    /// It broke the objective.
+    Bad,
+    /// Not known (yet): no outcome, or pending requests could still tip it, or no load was
+    /// asked for. Never resets a breach streak, never extends it.
+    Unknown,
 }
 
 fn fmt_pct(p: f64) -> String {
@@ -204,14 +295,21 @@ pub fn window_measure(w: &Window) -> PhaseMeasure {
         rate: w.rate_achieved,
         seconds: w.duration_s,
         untrusted_windows: u64::from(!w.trusted),
+        stalled_seconds: if w.stalled { w.duration_s } else { 0.0 },
     }
 }
 
-/// Watches stop conditions second by second.
+/// Watches stop conditions second by second, on final windows and on the live view of the
+/// windows not final yet. A breach streak is the time of bad windows since the last good one;
+/// a window whose state is unknown (its requests still pending) neither resets nor extends it,
+/// so silence during an outage can never make a condition look held.
 #[derive(Debug)]
 pub struct StopWatch {
     conditions: Vec<(StopCondition, Objective)>,
+    /// Each condition's streak at the end of the final windows, seconds.
     streak: Vec<f64>,
+    /// Index of the last final window fed.
+    last_final: Option<u64>,
 }
 
 impl StopWatch {
@@ -224,34 +322,61 @@ impl StopWatch {
             })
             .collect();
         let streak = vec![0.0; conditions.len()];
-        StopWatch { conditions, streak }
+        StopWatch {
+            conditions,
+            streak,
+            last_final: None,
+        }
     }
 
-    /// Feeds one window; returns why the run must stop, once a condition has been broken for
-    /// its whole `for`.
+    fn step(streak: f64, state: WindowState, duration_s: f64) -> f64 {
+        match state {
+            WindowState::Good => 0.0,
+            WindowState::Bad => streak + duration_s,
+            WindowState::Unknown => streak,
+        }
+    }
+
+    fn fired(c: &StopCondition, o: &Objective, streak: f64, observed: f64) -> Option<String> {
+        (streak + 1e-6 >= c.hold_for.secs_f64()).then(|| {
+            format!(
+                "stop condition `{}` fired: {} broken for {:.0}s (last second: {:.2} {})",
+                c.name,
+                o.describe(),
+                streak,
+                observed,
+                o.unit()
+            )
+        })
+    }
+
+    /// Feeds one final window; returns why the run must stop, once a condition has been
+    /// broken for its whole `for`.
     pub fn feed(&mut self, w: &Window) -> Option<String> {
+        self.last_final = Some(w.index);
+        let mut out = None;
         for (i, (c, o)) in self.conditions.iter().enumerate() {
-            let m = window_measure(w);
-            let observed = o.observe(&m, Some(&w.histograms.latency));
-            let broken = m.requests + m.dropped > 0 && !o.met(observed);
-            if broken {
-                self.streak[i] += w.duration_s;
-            } else {
-                self.streak[i] = 0.0;
-            }
-            if self.streak[i] + 1e-6 >= c.hold_for.secs_f64() {
-                return Some(format!(
-                    "stop condition `{}` fired: {} broken for {:.0}s (last second: {:.2} {})",
-                    c.name,
-                    o.describe(),
-                    self.streak[i],
-                    observed,
-                    if matches!(o, Objective::Latency { .. }) {
-                        "ms"
-                    } else {
-                        "%"
-                    }
-                ));
+            self.streak[i] = Self::step(self.streak[i], o.final_state(w), w.duration_s);
+            let observed = o.observe(&window_measure(w), Some(&w.histograms.latency));
+            out = out.or_else(|| Self::fired(c, o, self.streak[i], observed));
+        }
+        out
+    }
+
+    /// Checks the live view: the streaks of the final windows carried through the windows
+    /// not final yet, in order. Returns why the run must stop, if a condition is already
+    /// certainly broken for its whole `for`.
+    pub fn check_live(&self, view: &LiveView) -> Option<String> {
+        for (i, (c, o)) in self.conditions.iter().enumerate() {
+            let mut streak = self.streak[i];
+            for w in &view.windows {
+                if self.last_final.is_some_and(|f| w.index <= f) {
+                    continue;
+                }
+                streak = Self::step(streak, o.live_state(w), w.duration_s);
+                if let Some(reason) = Self::fired(c, o, streak, o.live_observed(w)) {
+                    return Some(reason);
+                }
             }
         }
         None
@@ -361,6 +486,8 @@ mod tests {
             service: Default::default(),
             lag: Default::default(),
             heartbeat_p99_ms: 0.0,
+            retries: 0,
+            stalled: false,
             trusted: true,
             histograms: HistSet {
                 latency: empty.clone(),

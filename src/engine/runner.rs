@@ -516,6 +516,7 @@ pub async fn run(
                     .started_at()
                     .saturating_duration_since(t0)
                     .as_secs_f64();
+                let mut live = handle.live();
                 load_handle = Some(Arc::new(handle));
                 let windows = windows.clone();
                 let abort = abort.clone();
@@ -533,30 +534,46 @@ pub async fn run(
                     })
                     .collect();
                 monitor = Some(tokio::spawn(async move {
-                    while let Some(mut w) = rx.recv().await {
-                        w.start_s += clock_offset_s;
-                        let slo_now: Vec<(String, bool)> = slo_objectives
-                            .iter()
-                            .map(|(n, o)| (n.clone(), o.window_met(&w)))
-                            .collect();
-                        metrics.window(&w, &slo_now);
-                        status.lock().unwrap_or_else(|p| p.into_inner()).last_window =
-                            Some((w.rate_achieved, w.latency.p99, w.errors.total() + w.dropped));
-                        if let Some(reason) = watch.feed(&w) {
-                            if !abort.is_triggered() {
-                                events.push(
-                                    EventKind::StopCondition,
-                                    None,
-                                    None,
-                                    vec![],
-                                    false,
-                                    reason.clone(),
-                                );
-                                metrics.stopped();
-                                abort.trigger(EventKind::StopCondition, reason);
+                    // Final windows (every outcome known, the load's timeout after their end)
+                    // go to the journal and the counters; the live view of the windows not
+                    // final yet drives the stop conditions, the progress line and the SLO
+                    // gauges, so a hang acts while it lasts instead of a timeout later.
+                    let mut live_open = true;
+                    loop {
+                        tokio::select! {
+                            biased;
+                            w = rx.recv() => {
+                                let Some(mut w) = w else { break };
+                                w.start_s += clock_offset_s;
+                                metrics.window(&w);
+                                if let Some(reason) = watch.feed(&w) {
+                                    stop(&abort, &events, &metrics, reason);
+                                }
+                                windows.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+                            }
+                            changed = live.changed(), if live_open => {
+                                if changed.is_err() {
+                                    live_open = false;
+                                    continue;
+                                }
+                                let view = live.borrow_and_update().clone();
+                                if let Some(w) = view.windows.last() {
+                                    for (n, o) in &slo_objectives {
+                                        match o.live_state(w) {
+                                            hypothesis::WindowState::Good => metrics.slo_status(n, true),
+                                            hypothesis::WindowState::Bad => metrics.slo_status(n, false),
+                                            hypothesis::WindowState::Unknown => {}
+                                        }
+                                    }
+                                    let known = w.ok + w.failed();
+                                    status.lock().unwrap_or_else(|p| p.into_inner()).last_window =
+                                        Some((known as f64 / w.duration_s.max(1e-3), w.latency_bounds(99.0).0, w.failed(), w.pending));
+                                }
+                                if let Some(reason) = watch.check_live(&view) {
+                                    stop(&abort, &events, &metrics, reason);
+                                }
                             }
                         }
-                        windows.lock().unwrap_or_else(|p| p.into_inner()).push(w);
                     }
                 }));
             }
@@ -733,6 +750,23 @@ pub async fn run(
         Outcome::Violated
     };
     Ok(result)
+}
+
+/// A stop condition fired: note it once and abort the run (the tail reverts everything).
+fn stop(abort: &Abort, events: &EventLog, metrics: &Metrics, reason: String) {
+    if abort.is_triggered() {
+        return;
+    }
+    events.push(
+        EventKind::StopCondition,
+        None,
+        None,
+        vec![],
+        false,
+        reason.clone(),
+    );
+    metrics.stopped();
+    abort.trigger(EventKind::StopCondition, reason);
 }
 
 /// Something failed after the targets started and before any fault: stop them, then

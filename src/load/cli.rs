@@ -123,14 +123,20 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
     let mut windows: Vec<Window> = Vec::new();
     let deadline = tokio::time::Instant::from_std(t0 + args.duration);
     let mut interrupted = false;
+    // Final windows come a timeout after their second; the progress line shows the live view.
+    let mut live = handle.live();
     loop {
         tokio::select! {
             Some(w) = rx.recv() => {
-                bar.set_message(progress_line(&w));
-                bar.tick();
                 // Kept only for the log, so a long run without one stays flat in memory.
                 if args.hdr_log.is_some() {
                     windows.push(w);
+                }
+            }
+            Ok(()) = live.changed() => {
+                if let Some(w) = live.borrow_and_update().windows.last() {
+                    bar.set_message(progress_line(w));
+                    bar.tick();
                 }
             }
             _ = tokio::time::sleep_until(deadline) => break,
@@ -162,17 +168,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn progress_line(w: &Window) -> String {
+fn progress_line(w: &super::LiveWindow) -> String {
+    let known = w.ok + w.failed();
     format!(
         "{:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}{}",
-        w.rate_achieved,
-        w.latency.p50,
-        w.latency.p99,
-        w.errors.total(),
-        if w.trusted {
-            ""
+        known as f64 / w.duration_s.max(1e-3),
+        w.latency_bounds(50.0).0,
+        w.latency_bounds(99.0).0,
+        w.failed(),
+        if w.pending > 0 {
+            format!("  waiting {}", w.pending)
         } else {
-            "  (generator lagging: untrusted)"
+            String::new()
         }
     )
 }
@@ -200,10 +207,16 @@ pub struct LoadReport {
     pub rate_requested: Option<f64>,
     /// Requests completed per second.
     pub rate_achieved: f64,
-    /// Requests never sent: no connection was free within the timeout.
+    /// Requests never sent: no connection was free for them before their deadline (the
+    /// generator could not send them; each is a failure of its intended second).
     pub dropped: u64,
     /// Requests sent later than `max_lag` after their intended time.
     pub late: u64,
+    /// Times a request was sent again after a reused keep-alive connection failed under it
+    /// (idempotent methods only; each request still counts once).
+    pub retries: u64,
+    /// Closed model: windows in which requests were outstanding and none completed (a hang).
+    pub stalled_windows: u64,
     /// Failed requests by class.
     pub errors: super::ErrorCounts,
     /// Every failed request.
@@ -247,6 +260,8 @@ pub fn json_summary(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> Load
         rate_achieved: s.rate_achieved,
         dropped: s.dropped,
         late: s.late,
+        retries: s.retries,
+        stalled_windows: s.stalled_windows,
         errors: s.errors,
         errors_total: s.errors.total(),
         latency_ms: s.latency,
@@ -273,8 +288,8 @@ fn table(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> String {
         if interrupted { " (interrupted)" } else { "" }
     );
     o += &format!(
-        "  requests   {:>10}  ok {}  dropped {}  late {}\n",
-        s.requests, s.ok, s.dropped, s.late
+        "  requests   {:>10}  ok {}  dropped {}  late {}  retries {}\n",
+        s.requests, s.ok, s.dropped, s.late, s.retries
     );
     o += &format!("  rate       {:>10.1} req/s achieved\n", s.rate_achieved);
     let errs: Vec<String> = super::ErrorClass::ALL
@@ -306,6 +321,26 @@ fn table(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> String {
         );
     }
     o += "\n";
+    if s.dropped > 0 {
+        o += &format!(
+            "  {} requests DROPPED by the generator: every one of its {} connections was busy \
+             until their deadline, so they were never sent (the generator, not the target, could \
+             not send; they count as failures of the second they were meant for). Raise \
+             --connections to measure the target instead.\n",
+            s.dropped, args.connections
+        );
+    }
+    if s.rate_requested.is_none() {
+        o += "  closed model: not coordinated-omission corrected (each connection waits for \
+              its answer before the next request); a second with requests outstanding and none \
+              completing counts as unavailable. Use --rate for what users at a fixed rate feel.\n";
+        if s.stalled_windows > 0 {
+            o += &format!(
+                "  {} second(s) STALLED: requests outstanding and none completed\n",
+                s.stalled_windows
+            );
+        }
+    }
     if s.untrusted_windows.is_empty() {
         o += &format!(
             "  all {} one-second windows trusted (generator lag within bounds)\n",

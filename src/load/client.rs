@@ -51,6 +51,15 @@ impl Sender {
         }
     }
 
+    /// Whether the peer has closed the connection while it sat idle (seen without waiting:
+    /// one non-blocking read). Then it is replaced before anything is written on it.
+    pub(crate) fn peer_closed(&mut self) -> bool {
+        match self {
+            Sender::H1(c) => c.peer_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
     /// Sends one request for `ep` and reads the whole answer (so the connection can be
     /// reused); returns the status.
     pub(crate) async fn send(&mut self, ep: &Endpoint) -> Result<StatusCode, SendError> {

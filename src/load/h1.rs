@@ -11,6 +11,7 @@
 //! needs (Content-Length, chunked, close-delimited, bodiless statuses, 1xx) and nothing else;
 //! HTTP/2 stays on hyper.
 
+use std::future::Future;
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -110,6 +111,23 @@ impl H1Conn {
             Ok(_) => Ok(true),
             Err(e) => Err(io_class(&e)),
         }
+    }
+
+    /// Whether the peer closed the connection (or sent something unasked, which also makes it
+    /// unusable) while it was idle, seen by polling one read once without waiting.
+    pub(crate) fn peer_closed(&mut self) -> bool {
+        if self.closed {
+            return true;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let ready = {
+            let fill = std::pin::pin!(self.fill());
+            fill.poll(&mut cx).is_ready()
+        };
+        if ready {
+            self.closed = true;
+        }
+        ready
     }
 
     /// Sends the request bytes and reads the whole response; returns the status.

@@ -10,8 +10,10 @@
 //!
 //! How the engine uses it:
 //! 1. [`start`] with the scenario's [`LoadSpec`] and a child of the run's cancellation token;
-//!    it returns a [`LoadHandle`] and a receiver of [`Window`]s, one per second, to judge the
-//!    hypothesis and stop conditions live and to write into the journal.
+//!    it returns a [`LoadHandle`] and a receiver of final [`Window`]s, one per second of
+//!    intended send time, each sent once every outcome it can have is known (the load's
+//!    `timeout` after its end), for the journal and the verdict; [`LoadHandle::live`] gives the
+//!    [`LiveView`] of the windows not final yet, for the stop conditions and progress.
 //! 2. At each phase start, [`LoadHandle::apply_phase`] (or [`LoadHandle::set_rate`]).
 //! 3. [`LoadHandle::finish`] at the end: stops sending, lets requests in flight complete (bounded
 //!    by the timeouts), sends the last partial window and returns the [`LoadSummary`].
@@ -43,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ErrorClass, ErrorCounts, LoadError};
 pub use hist::{merge, HistBlob, HistSet, Percentiles};
 pub use spec::{parse_duration, parse_rate, EndpointSpec, LoadSpec, PhaseLoad};
-pub use window::Window;
+pub use window::{LiveView, LiveWindow, Window};
 
 use schedule::Schedule;
 use worker::{Shared, Slot};
@@ -58,14 +60,21 @@ pub struct LoadSummary {
     pub rate_requested: Option<f64>,
     /// Requests completed per second of `duration_s`.
     pub rate_achieved: f64,
-    /// Requests completed (`ok` + every error class).
+    /// Requests with an outcome (`ok` + every error class).
     pub requests: u64,
     /// Requests answered 1xx-3xx.
     pub ok: u64,
-    /// Requests not sent: no connection was free for them within the timeout.
+    /// Requests not sent: no connection was free for them before their deadline.
     pub dropped: u64,
     /// Requests sent late because every connection was busy.
     pub late: u64,
+    /// Times a request was sent again after a reused connection failed under it (idempotent
+    /// methods only; each request still counts once).
+    #[serde(default)]
+    pub retries: u64,
+    /// Closed model: windows in which requests were outstanding and none completed.
+    #[serde(default)]
+    pub stalled_windows: u64,
     /// Failed requests by class.
     pub errors: ErrorCounts,
     /// Latency from the intended send time, ms.
@@ -93,6 +102,7 @@ pub struct LoadHandle {
     threads_done: Vec<tokio::sync::oneshot::Receiver<()>>,
     collector: tokio::task::JoinHandle<window::Totals>,
     collector_stop: CancellationToken,
+    live: watch::Receiver<Arc<LiveView>>,
 }
 
 /// Starts the load now. Must be called inside a tokio runtime. The spec is validated first:
@@ -159,13 +169,12 @@ pub fn start_on_clock(
     let shared = Arc::new(Shared {
         plan,
         t0,
-        first_window,
-        cuts,
         ticket: AtomicU64::new(0),
         end_ns: AtomicU64::new(u64::MAX),
         stop: cancel.child_token(),
         stopping: AtomicBool::new(false),
         cancel,
+        edges: window::Edges::new(first_window, cuts),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
@@ -241,11 +250,13 @@ pub fn start_on_clock(
         }
     }
     let collector_stop = CancellationToken::new();
+    let (live_tx, live_rx) = watch::channel(Arc::new(LiveView::default()));
     let collector = tokio::spawn(window::collect(
         shared.clone(),
         slots,
         sched_tx.as_ref().map(|t| t.subscribe()),
         tx,
+        live_tx,
         collector_stop.clone(),
     ));
     Ok((
@@ -256,6 +267,7 @@ pub fn start_on_clock(
             threads_done,
             collector,
             collector_stop,
+            live: live_rx,
         },
         rx,
     ))
@@ -282,6 +294,13 @@ impl LoadHandle {
             Some(r) => self.set_rate(r, phase.ramp_duration()?),
             None => Ok(()),
         }
+    }
+
+    /// The live view: the windows that have ended and are not final yet, updated at every
+    /// window edge (see [`window`]). What must act during the run reads it; the verdict reads
+    /// the final windows.
+    pub fn live(&self) -> watch::Receiver<Arc<LiveView>> {
+        self.live.clone()
     }
 
     /// When the run started, on the monotonic clock (window `i` covers `i..i+1` s after it).
@@ -366,6 +385,8 @@ impl LoadHandle {
             ok: totals.ok,
             dropped: totals.dropped,
             late: totals.late,
+            retries: totals.retries,
+            stalled_windows: totals.stalled,
             errors,
             latency: Percentiles::of(&totals.hists.latency),
             service: Percentiles::of(&totals.hists.service),

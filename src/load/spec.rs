@@ -177,6 +177,9 @@ pub(crate) struct Endpoint {
     pub h1_request: Bytes,
     /// A HEAD request: its answer has no body whatever its headers say.
     pub head: bool,
+    /// Idempotent (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE): the only
+    /// methods the generator may send again after a reused connection failed under them.
+    pub idempotent: bool,
 }
 
 /// A validated, fully resolved load: what [`super::start`] runs.
@@ -380,6 +383,15 @@ fn resolve_endpoint(ep: &EndpointSpec, http2: bool) -> Result<(Origin, Endpoint)
         Endpoint {
             origin: 0,
             head: method == Method::HEAD,
+            idempotent: matches!(
+                method,
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::TRACE
+                    | Method::PUT
+                    | Method::DELETE
+            ),
             method,
             uri,
             headers,

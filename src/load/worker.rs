@@ -16,11 +16,19 @@
 //! is counted `late`; one that waited longer than the timeout is `dropped` unsent, as k6 drops
 //! iterations, so that a long outage does not end in a burst of stale requests.
 //!
-//! Recording: each worker appends plain numbers to its own [`Slot`], behind a mutex that only
-//! the once-a-second collector ever contends (an uncontended lock is one atomic swap, like any
-//! lock-free handoff would be). Samples rather than per-worker histograms: a 3-digit histogram
-//! up to one hour is ~180 KB, three per connection would cost ~35 MB at 64 connections for
-//! nothing; the collector records the samples into one set of histograms per window.
+//! Attribution: every outcome is recorded with its `intended` time, and the collector puts it in
+//! the window of that time, not of its completion (see [`super::window`]): a request meant for
+//! second 12 that timed out at second 22 is a failure of second 12, when the user asked. The
+//! deadline of a request is `intended + timeout` (the user's patience counts from when they
+//! asked), so every outcome of a window is known by the window's end plus the timeout.
+//!
+//! Recording: each worker appends one [`Sample`] per request to its own [`Slot`], behind a
+//! mutex that only the collector ever contends (an uncontended lock is one atomic swap, like
+//! any lock-free handoff would be); the request it is busy with is published in the slot's
+//! `in_flight`, so the live view can count a hang while it lasts. Samples rather than
+//! per-worker histograms: a 3-digit histogram up to one hour is ~180 KB, three per connection
+//! would cost ~35 MB at 64 connections for nothing; the collector records the samples into one
+//! set of histograms per window.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,50 +44,81 @@ use super::error::ErrorClass;
 use super::schedule::Schedule;
 use super::spec::Plan;
 
+/// What became of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Answered 1xx-3xx.
+    Ok,
+    /// Failed, in its class.
+    Error(ErrorClass),
+    /// Not sent: no connection was free for it before its deadline.
+    Dropped,
+}
+
+/// One request's outcome, as a worker records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    /// Intended send time, ns since the load's start: the window it belongs to.
+    pub intended_ns: u64,
+    /// Latency from the intended time and service time from the send, µs; `None` for outcomes
+    /// that carry no latency (fast failures, drops), so they cannot flatter the percentiles.
+    pub timed: Option<(u32, u32)>,
+    /// Generator lag, µs (sent requests only).
+    pub lag_us: Option<u32>,
+    pub kind: Kind,
+    /// Sent later than `max_lag` after its intended time because every connection was busy.
+    pub late: bool,
+    /// Times it was sent again on a fresh connection after a reused one failed under it.
+    pub retries: u8,
+}
+
 /// What one worker recorded since the collector last took it.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
-    /// (latency, service) in µs, for every request that got a response or waited into a
-    /// timeout.
-    pub timed: Vec<(u32, u32)>,
-    /// Generator lag in µs, for every request sent.
-    pub lag: Vec<u32>,
-    /// Heartbeat lateness in µs (only the heartbeat task fills this).
-    pub heartbeat: Vec<u32>,
-    /// Successful responses (1xx-3xx).
-    pub ok: u64,
-    /// Failed requests by [`ErrorClass::index`].
-    pub errors: [u64; 9],
-    /// Requests not sent: they waited for a connection longer than the timeout.
-    pub dropped: u64,
-    /// Requests sent later than `max_lag` after their intended time because no connection
-    /// was free.
-    pub late: u64,
+    pub samples: Vec<Sample>,
+    /// (wake-up time in ns since start, lateness in µs), from the heartbeat task only.
+    pub heartbeat: Vec<(u64, u32)>,
 }
 
 impl Tally {
     /// Empties it, keeping the vectors' capacity (so the steady state allocates nothing).
     pub fn clear(&mut self) {
-        self.timed.clear();
-        self.lag.clear();
+        self.samples.clear();
         self.heartbeat.clear();
-        self.ok = 0;
-        self.errors = [0; 9];
-        self.dropped = 0;
-        self.late = 0;
     }
 }
 
-/// One worker's tally, swapped out by the collector every window.
+/// One worker's tally, swapped out by the collector, and the request it is busy with.
 #[derive(Debug, Default)]
-pub(crate) struct Slot(pub Mutex<Tally>);
+pub(crate) struct Slot {
+    pub tally: Mutex<Tally>,
+    /// Intended time (ns since start) + 1 of the request this worker has sent and not yet
+    /// recorded; 0 when none. Set before sending, cleared under the tally's lock together with
+    /// the sample, so the collector never counts a request both as pending and as done.
+    pub in_flight: AtomicU64,
+    /// When the request in flight was sent (ns since start); meaningful while `in_flight` is
+    /// set (the closed model's stall detection).
+    pub sent_ns: AtomicU64,
+}
 
 impl Slot {
     fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
         // A poisoned slot only means a worker panicked mid-record; the numbers are still
         // numbers, keep counting.
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut t)
+    }
+
+    fn begin(&self, intended: u64, send: u64) {
+        self.sent_ns.store(send, Ordering::Relaxed);
+        self.in_flight.store(intended + 1, Ordering::Release);
+    }
+
+    fn push(&self, sample: Sample) {
+        self.with(|t| {
+            t.samples.push(sample);
+            self.in_flight.store(0, Ordering::Release);
+        });
     }
 }
 
@@ -88,7 +127,8 @@ pub(crate) struct Shared {
     pub plan: Plan,
     /// The run's zero on the monotonic clock.
     pub t0: Instant,
-    /// Next request index (open model).
+    /// Next request index (open model). The collector also advances it past requests whose
+    /// deadline has gone by unsent (they are dropped at their intended second).
     pub ticket: AtomicU64,
     /// No request intended at or after this (ns since start) is sent; `u64::MAX` until
     /// `finish`.
@@ -100,12 +140,8 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     /// Hard stop: abandon requests in flight.
     pub cancel: CancellationToken,
-    /// When the first window ends, after `t0`: one second, or less so that every later
-    /// whole-second boundary falls on a whole second of the caller's clock (a gameday's run
-    /// clock); `cuts` add the edges that are not whole seconds.
-    pub first_window: Duration,
-    /// Further window edges after `t0`, in order (a gameday's phase starts).
-    pub cuts: Vec<Duration>,
+    /// Window edges after `t0` (see [`super::window::Edges`]).
+    pub edges: super::window::Edges,
 }
 
 impl Shared {
@@ -127,6 +163,8 @@ fn us(ns: u64) -> u32 {
 /// Per-worker state for sending: its connections (one per origin) and its random source.
 struct Conns {
     senders: Vec<Option<Sender>>,
+    /// When each connection last finished a request (ns since start), to know it sat idle.
+    idle_since: Vec<u64>,
     rng: rand::rngs::StdRng,
     /// The worker's one request-timeout timer, armed lazily (see [`Conns::send_before`]).
     timer: Pin<Box<tokio::time::Sleep>>,
@@ -142,10 +180,17 @@ enum Outcome {
     FastFailure(ErrorClass),
 }
 
+/// A connection idle for longer than this is checked for a close by the peer before it is
+/// reused (one non-blocking read): servers close idle keep-alive connections, and a request
+/// written into a connection already closed would have to be sent again. Busy connections
+/// skip the check, which keeps the hot path at one write and one read per request.
+const IDLE_CHECK_NS: u64 = 1_000_000;
+
 impl Conns {
     fn new(plan: &Plan) -> Conns {
         Conns {
             senders: plan.origins.iter().map(|_| None).collect(),
+            idle_since: plan.origins.iter().map(|_| 0).collect(),
             rng: rand::rngs::StdRng::from_entropy(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
@@ -154,7 +199,7 @@ impl Conns {
     /// Runs `fut` until `deadline`; `None` on timeout. Arming a timer per request (as
     /// `tokio::time::timeout` does) inserts into and removes from the timer wheel every time;
     /// instead the worker keeps one timer that only needs to fire no later than the deadline.
-    /// Deadlines only grow (they are send time + timeout), so a timer set for an earlier
+    /// Deadlines only grow (they are intended time + timeout), so a timer set for an earlier
     /// request fires early at worst: then it is re-armed for the real deadline and the wait
     /// goes on. It is re-armed about once per timeout period, not once per request.
     async fn send_before<F: std::future::Future>(
@@ -192,79 +237,96 @@ impl Conns {
         plan.cumulative_weights.partition_point(|c| *c <= x)
     }
 
-    /// One request: connect if needed, send, read the body, all under the timeouts. A reused
-    /// connection that the peer closed while idle is reopened and the request sent again,
-    /// once, uncounted (as browsers do): that race is not the target failing.
-    async fn request(&mut self, shared: &Shared, send_ns: u64) -> Outcome {
+    /// One request, due by `deadline` (its intended time + the timeout): connect if needed,
+    /// send, read the body. Returns the outcome and how many times it was sent again.
+    ///
+    /// Resends (RFC 9110 §9.2.2): a connection seen closed *before* anything is written is
+    /// simply replaced, which is no resend. A reused connection that fails after the request
+    /// was written but before any byte of the answer came (the idle-close race) is retried
+    /// once on a fresh connection, and only for an idempotent method; every such retry is
+    /// counted (`retries`), never hidden. A non-idempotent request is never sent twice: that
+    /// failure is a `reset`.
+    async fn request(
+        &mut self,
+        shared: &Shared,
+        deadline_ns: u64,
+        now_ns: u64,
+    ) -> (Outcome, u8) {
         let plan = &shared.plan;
         let ep = &plan.endpoints[self.pick(plan)];
-        let slot = &mut self.senders[ep.origin];
-        let deadline = shared.at(send_ns) + plan.timeout;
-        for _attempt in 0..2 {
-            if slot.as_ref().is_some_and(Sender::is_closed) {
+        let origin = ep.origin;
+        let deadline = shared.at(deadline_ns);
+        let mut retries = 0u8;
+        loop {
+            let slot = &mut self.senders[origin];
+            if slot.as_ref().is_some_and(Sender::is_closed)
+                || (now_ns.saturating_sub(self.idle_since[origin]) > IDLE_CHECK_NS
+                    && slot.as_mut().is_some_and(Sender::peer_closed))
+            {
                 *slot = None;
             }
             if slot.is_none() {
-                match connect(plan, &plan.origins[ep.origin]).await {
-                    Ok(s) => *slot = Some(s),
-                    Err(ErrorClass::ConnectTimeout) => {
-                        return Outcome::WaitedFailure(ErrorClass::ConnectTimeout)
+                let connect_by =
+                    deadline.min(tokio::time::Instant::now() + plan.connect_timeout);
+                match tokio::time::timeout_at(connect_by, connect(plan, &plan.origins[origin]))
+                    .await
+                {
+                    Ok(Ok(s)) => *slot = Some(s),
+                    Ok(Err(ErrorClass::ConnectTimeout)) | Err(_) => {
+                        return (Outcome::WaitedFailure(ErrorClass::ConnectTimeout), retries)
                     }
-                    Err(c) => return Outcome::FastFailure(c),
+                    Ok(Err(c)) => return (Outcome::FastFailure(c), retries),
                 }
             }
             let sender = slot.as_mut().expect("connected above");
-            match Self::send_before(&mut self.timer, deadline, sender.send(ep)).await {
-                Some(Ok(status)) => return Outcome::Response(classify_status(status)),
-                Some(Err(SendError::Stale)) => *slot = None,
+            let outcome = match Self::send_before(&mut self.timer, deadline, sender.send(ep)).await
+            {
+                Some(Ok(status)) => Outcome::Response(classify_status(status)),
+                Some(Err(SendError::Stale)) => {
+                    *slot = None;
+                    if retries == 0 && ep.idempotent {
+                        retries += 1;
+                        continue;
+                    }
+                    // Stale twice in a row (the peer closes every connection before
+                    // answering), or a method that must not be sent twice.
+                    Outcome::FastFailure(ErrorClass::Reset)
+                }
                 Some(Err(SendError::Failed(class))) => {
                     *slot = None;
-                    return match class {
+                    match class {
                         ErrorClass::RequestTimeout => Outcome::WaitedFailure(class),
                         c => Outcome::FastFailure(c),
-                    };
+                    }
                 }
                 None => {
                     // The connection may still deliver the late response: never reuse it.
                     *slot = None;
-                    return Outcome::WaitedFailure(ErrorClass::RequestTimeout);
+                    Outcome::WaitedFailure(ErrorClass::RequestTimeout)
                 }
-            }
+            };
+            self.idle_since[origin] = shared.now_ns();
+            return (outcome, retries);
         }
-        // Stale twice in a row: the peer closes every connection before answering.
-        Outcome::FastFailure(ErrorClass::Reset)
     }
 }
 
-fn record(
-    slot: &Slot,
-    intended: u64,
-    send: u64,
-    lag: u64,
-    late: bool,
-    done: u64,
-    outcome: Outcome,
-) {
-    slot.with(|t| {
-        t.lag.push(us(lag));
-        if late {
-            t.late += 1;
-        }
-        match outcome {
-            Outcome::Response(None) => {
-                t.ok += 1;
-                t.timed.push((us(done - intended), us(done - send)));
-            }
-            Outcome::Response(Some(c)) => {
-                t.errors[c.index()] += 1;
-                t.timed.push((us(done - intended), us(done - send)));
-            }
-            Outcome::WaitedFailure(c) => {
-                t.errors[c.index()] += 1;
-                t.timed.push((us(done - intended), us(done - send)));
-            }
-            Outcome::FastFailure(c) => t.errors[c.index()] += 1,
-        }
+/// Records one sent request's outcome, in the window of its intended time.
+fn record(slot: &Slot, intended: u64, send: u64, lag: Option<u64>, late: bool, done: u64, o: (Outcome, u8)) {
+    let (outcome, retries) = o;
+    let timed = Some((us(done.saturating_sub(intended)), us(done.saturating_sub(send))));
+    let (kind, timed) = match outcome {
+        Outcome::Response(None) => (Kind::Ok, timed),
+        Outcome::Response(Some(c)) | Outcome::WaitedFailure(c) => (Kind::Error(c), timed),
+        Outcome::FastFailure(c) => (Kind::Error(c), None),
+    };
+    slot.push(Sample {
+        intended_ns: intended,
+        timed,
+        lag_us: lag.map(us),
+        kind,
+        late,
+        retries,
     });
 }
 
@@ -297,7 +359,7 @@ pub(crate) async fn open_worker(
             },
             _ = &mut cancelled => break 'run,
         };
-        let i = shared.ticket.fetch_add(1, Ordering::Relaxed);
+        let i = shared.ticket.fetch_add(1, Ordering::AcqRel);
         let ready = shared.now_ns();
         let intended = loop {
             if sched_rx.has_changed().unwrap_or(false) {
@@ -333,25 +395,38 @@ pub(crate) async fn open_worker(
         };
         drop(permit);
         let send = shared.now_ns();
-        if send.saturating_sub(intended) > timeout_ns && ready > intended {
-            // No connection was free for it within the timeout: not sent (k6's dropped
-            // iteration), counted, so a long stall does not end in a burst of stale requests.
-            slot.with(|t| t.dropped += 1);
+        let deadline = intended + timeout_ns;
+        if send >= deadline {
+            // No connection was free for it before its deadline: not sent (k6's dropped
+            // iteration), a failure of its intended second, so a long stall does not end in
+            // a burst of stale requests either.
+            slot.push(Sample {
+                intended_ns: intended,
+                timed: None,
+                lag_us: None,
+                kind: Kind::Dropped,
+                late: ready > intended + max_lag_ns,
+                retries: 0,
+            });
             continue;
         }
         let lag = send - intended.max(ready).min(send);
         let late = ready > intended + max_lag_ns;
+        slot.begin(intended, send);
         let outcome = tokio::select! {
-            o = conns.request(&shared, send) => o,
+            o = conns.request(&shared, deadline, send) => o,
             _ = &mut cancelled => break 'run,
         };
-        record(&slot, intended, send, lag, late, shared.now_ns(), outcome);
+        record(&slot, intended, send, Some(lag), late, shared.now_ns(), outcome);
     }
 }
 
-/// Closed model: send the next request as soon as the previous one answered.
+/// Closed model: send the next request as soon as the previous one answered. Its "intended"
+/// time is when it was sent: there is no schedule to fall behind, which is why this model is
+/// not coordinated-omission corrected.
 pub(crate) async fn closed_worker(shared: Arc<Shared>, slot: Arc<Slot>) {
     let mut conns = Conns::new(&shared.plan);
+    let timeout_ns = shared.plan.timeout.as_nanos() as u64;
     let cancelled = shared.cancel.cancelled();
     tokio::pin!(cancelled);
     while !shared.stopping.load(Ordering::Relaxed) {
@@ -359,11 +434,12 @@ pub(crate) async fn closed_worker(shared: Arc<Shared>, slot: Arc<Slot>) {
         if send >= shared.end_ns.load(Ordering::Acquire) {
             break;
         }
+        slot.begin(send, send);
         let outcome = tokio::select! {
-            o = conns.request(&shared, send) => o,
+            o = conns.request(&shared, send + timeout_ns, send) => o,
             _ = &mut cancelled => break,
         };
-        record(&slot, send, send, 0, false, shared.now_ns(), outcome);
+        record(&slot, send, send, Some(0), false, shared.now_ns(), outcome);
     }
 }
 
@@ -383,7 +459,7 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, slot: Arc<Slot>) {
             _ = shared.cancel.cancelled() => return,
         }
         let now = shared.now_ns();
-        slot.with(|t| t.heartbeat.push(us(now.saturating_sub(next))));
+        slot.with(|t| t.heartbeat.push((now, us(now.saturating_sub(next)))));
         next = now + step;
     }
 }

@@ -64,6 +64,7 @@ pub struct Metrics {
     injections: Family<FaultLabels, Counter>,
     reverts: Family<RevertLabels, Counter>,
     requests: Family<OutcomeLabels, Counter>,
+    retries: Counter,
     latency: Histogram,
     slo_ok: Family<SloLabels, Gauge>,
     phase: Family<PhaseLabels, Gauge>,
@@ -112,6 +113,13 @@ impl Metrics {
             "Load requests by outcome (ok, dropped, or the error class)",
             requests.clone(),
         );
+        let retries = Counter::default();
+        r.register(
+            "load_retries",
+            "Requests sent again after a reused keep-alive connection failed under them \
+             (idempotent methods only; each request is counted once in load_requests)",
+            retries.clone(),
+        );
         // Buckets from 1 ms to ~33 s: the range an SLO on user latency cares about.
         let latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
             0.001, 2.0, 16,
@@ -124,7 +132,7 @@ impl Metrics {
         let slo_ok = Family::<SloLabels, Gauge>::default();
         r.register(
             "hypothesis_slo_ok",
-            "1 while an SLO holds (its last second of load, or its probe's last reading), 0 when broken",
+            "1 while an SLO holds (its last second of load known for certain, or its probe's last reading), 0 when broken",
             slo_ok.clone(),
         );
         let phase = Family::<PhaseLabels, Gauge>::default();
@@ -141,6 +149,7 @@ impl Metrics {
             injections,
             reverts,
             requests,
+            retries,
             latency,
             slo_ok,
             phase,
@@ -191,8 +200,8 @@ impl Metrics {
         self.stop.set(1);
     }
 
-    /// One second of load.
-    pub fn window(&self, w: &crate::load::Window, slos: &[(String, bool)]) {
+    /// One final window of load: its outcomes are counted once, when they are all known.
+    pub fn window(&self, w: &crate::load::Window) {
         self.requests
             .get_or_create(&OutcomeLabels {
                 outcome: "ok".into(),
@@ -223,9 +232,7 @@ impl Metrics {
                 }
             }
         }
-        for (name, ok) in slos {
-            self.slo_status(name, *ok);
-        }
+        self.retries.inc_by(w.retries);
     }
 
     /// One SLO's status now (the load's last second, or a probe's last reading).

@@ -15,8 +15,9 @@ pub struct Status {
     pub phase: String,
     /// How many faults are injected now.
     pub active_faults: usize,
-    /// The last window: requests/s, p99 ms, errors.
-    pub last_window: Option<(f64, f64, u64)>,
+    /// The last second of load, live: outcomes/s, p99 ms (requests still waiting counted at
+    /// their wait so far), failed, still pending.
+    pub last_window: Option<(f64, f64, u64, u64)>,
 }
 
 /// Shared status.
@@ -46,7 +47,14 @@ pub fn spawn(
             let left = total.saturating_sub(t0.elapsed()).as_secs();
             let load = s
                 .last_window
-                .map(|(rps, p99, err)| format!(" | {rps:.0} req/s p99 {p99:.1} ms errors {err}"))
+                .map(|(rps, p99, err, pending)| {
+                    let waiting = if pending > 0 {
+                        format!(" waiting {pending}")
+                    } else {
+                        String::new()
+                    };
+                    format!(" | {rps:.0} req/s p99 {p99:.1} ms errors {err}{waiting}")
+                })
                 .unwrap_or_default();
             pb.set_message(format!(
                 "phase {} | {left}s left | {} fault(s) active{load}",

@@ -802,6 +802,8 @@ mod tests {
             ok: 100,
             dropped: 0,
             late: 0,
+            retries: 0,
+            stalled: false,
             rate_requested: None,
             errors: ErrorCounts::default(),
             latency_ms: Some(Latency {

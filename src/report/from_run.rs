@@ -139,6 +139,8 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
             ok: w.ok,
             dropped: w.dropped,
             late: w.late,
+            retries: w.retries,
+            stalled: w.stalled,
             rate_requested: w.rate_requested,
             errors: errors(&w.errors),
             latency_ms: latency(&w.latency),

@@ -353,7 +353,9 @@ impl ErrorCounts {
     }
 }
 
-/// The load measured over one second.
+/// The load measured over one second: every request *intended* in it, whenever it completed
+/// (a request meant for this second that timed out ten seconds later is a failure of this
+/// second). Journals keep final windows only: every outcome known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct WindowRecord {
@@ -364,7 +366,7 @@ pub struct WindowRecord {
     /// before this field existed had one-second windows only.
     #[serde(default = "one_second")]
     pub duration_s: f64,
-    /// Requests completed in the window (successes and errors).
+    /// Requests intended in the window that got an outcome (successes and errors).
     pub requests: u64,
     /// Requests that succeeded.
     pub ok: u64,
@@ -375,6 +377,14 @@ pub struct WindowRecord {
     /// latency, which is measured from the intended send time).
     #[serde(default)]
     pub late: u64,
+    /// Times a request was sent again after a reused keep-alive connection failed under it
+    /// (idempotent methods only; each request is still counted once).
+    #[serde(default)]
+    pub retries: u64,
+    /// Closed model: requests were outstanding for the whole window and none completed (a
+    /// hang); such a second counts as unavailable.
+    #[serde(default)]
+    pub stalled: bool,
     /// Requests per second the schedule asked for (open model); absent for a closed model.
     #[serde(default)]
     pub rate_requested: Option<f64>,
@@ -437,6 +447,9 @@ impl WindowRecord {
     /// percentage of attempted ones; `None` for a window without any, since silence is not
     /// health.
     pub fn error_pct(&self) -> Option<f64> {
+        if self.stalled {
+            return Some(100.0);
+        }
         let attempted = self.attempted();
         (attempted > 0)
             .then(|| (attempted - self.ok.min(attempted)) as f64 * 100.0 / attempted as f64)
@@ -444,6 +457,9 @@ impl WindowRecord {
 
     /// Successful requests as a percentage of attempted ones; `None` for an empty window.
     pub fn availability_pct(&self) -> Option<f64> {
+        if self.stalled {
+            return Some(0.0);
+        }
         let attempted = self.attempted();
         (attempted > 0).then(|| self.ok as f64 * 100.0 / attempted as f64)
     }

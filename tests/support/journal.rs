@@ -164,6 +164,8 @@ pub fn simulated(sim: &Sim) -> Journal {
             ok,
             dropped: if sim.untrusted.contains(&s) { 12 } else { 0 },
             late: 0,
+            retries: 0,
+            stalled: false,
             rate_requested: Some(sim.rate as f64),
             errors,
             latency_ms: latency(&h),
