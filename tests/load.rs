@@ -41,8 +41,10 @@ async fn stall_shows_in_corrected_p99_and_hides_from_uncorrected() {
     let server = TestServer::start();
     let stall = Duration::from_millis(500);
 
-    // Open model: 400 req/s over 2 connections for 4 s, the target stalls at 1.5 s.
-    let open = spec(server.url("/"), Some(400.0), 2);
+    // Open model on a fixed pool of 2 connections (wrk2's model): 400 req/s for 4 s, the
+    // target stalls at 1.5 s.
+    let mut open = spec(server.url("/"), Some(400.0), 2);
+    open.max_connections = Some(2);
     let s = &server;
     let ((summary, _), ()) = tokio::join!(run_for(&open, 4.0), async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -74,6 +76,35 @@ async fn stall_shows_in_corrected_p99_and_hides_from_uncorrected() {
         summary.late > 0,
         "requests queued behind the stall are counted late"
     );
+
+    // The default elastic pool: users arriving during the stall each wait on a connection
+    // of their own, as real users would, so none waits in the generator and the stall shows
+    // in the service time too.
+    let elastic = spec(server.url("/"), Some(400.0), 2);
+    let ((el, el_w), ()) = tokio::join!(run_for(&elastic, 4.0), async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        s.stall_for(stall);
+    });
+    let per: Vec<_> = el_w
+        .iter()
+        .map(|w| (w.index, w.requests, w.dropped))
+        .collect();
+    assert_eq!(el.requests, 1600, "{per:?} {el:#?}");
+    // A connection was free for (nearly) every user: the fixed pool above queued every user
+    // of the stall (~200) in the generator; here at most scheduling noise of a loaded machine.
+    assert!(
+        el.late * 10 < summary.late,
+        "late {} vs {}",
+        el.late,
+        summary.late
+    );
+    assert!(
+        summary.late >= 100,
+        "the fixed pool queued the stall: {}",
+        summary.late
+    );
+    assert!(el.service.p99 >= 400.0, "service {:?}", el.service);
+    assert!(el.latency.p99 >= 400.0, "corrected {:?}", el.latency);
 
     // Closed model through the same stall: what wrk or oha without -q would report.
     let closed = spec(server.url("/"), None, 2);

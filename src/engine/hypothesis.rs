@@ -229,7 +229,9 @@ impl Objective {
         let pct = |n: u64| 100.0 * n as f64 / total as f64;
         let (bad, good) = match self {
             Objective::Availability(min) => (pct(w.ok + w.pending) < *min, pct(w.ok) >= *min),
-            Objective::ErrorRate(max) => (pct(w.failed()) > *max, pct(w.failed() + w.pending) <= *max),
+            Objective::ErrorRate(max) => {
+                (pct(w.failed()) > *max, pct(w.failed() + w.pending) <= *max)
+            }
             Objective::Latency { percentile, max_ms } => {
                 let (low, high) = w.latency_bounds(*percentile);
                 (low > *max_ms, high <= *max_ms)

@@ -29,9 +29,13 @@ pub struct LoadArgs {
     /// How long to send (`30s`, `2m`).
     #[arg(short = 'z', long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Keep-alive connections (the most requests in flight at once).
+    /// Keep-alive connections opened up front (closed model: the requests in flight).
     #[arg(short = 'c', long, default_value_t = 64)]
     pub connections: usize,
+    /// Open model: the most connections opened when every one is busy (default the larger of
+    /// --connections and 1024); equal to --connections for a fixed pool.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long)]
     pub http2: bool,
@@ -94,6 +98,7 @@ impl LoadArgs {
             }],
             rate: self.rate,
             connections: self.connections,
+            max_connections: self.max_connections,
             timeout: fmt(self.timeout),
             connect_timeout: self.connect_timeout.map(fmt),
             http2: self.http2,

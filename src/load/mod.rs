@@ -48,7 +48,7 @@ pub use spec::{parse_duration, parse_rate, EndpointSpec, LoadSpec, PhaseLoad};
 pub use window::{LiveView, LiveWindow, Window};
 
 use schedule::Schedule;
-use worker::{Shared, Slot};
+use worker::{Pool, Shared, Slot};
 
 /// Totals of a whole run, with its merged histograms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -175,11 +175,23 @@ pub fn start_on_clock(
         stopping: AtomicBool::new(false),
         cancel,
         edges: window::Edges::new(first_window, cuts),
+        slots: std::sync::Mutex::new(Vec::new()),
+        workers: std::sync::atomic::AtomicUsize::new(if rate.is_some() { connections } else { 0 }),
+        idle: std::sync::atomic::AtomicUsize::new(0),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     let mut threads_done = Vec::new();
-    let mut slots = Vec::with_capacity(connections + 1);
+    // Every slot goes into the shared list before its worker can run: a worker that grows the
+    // pool adds its own slot there, which an assignment after the spawns would overwrite (and
+    // its requests would never be counted).
+    let add_slot = |slot: &Arc<Slot>| {
+        shared
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot.clone());
+    };
     let sched_tx = rate.map(|r| watch::channel(Arc::new(Schedule::constant(r))).0);
     // One group of workers (plus its heartbeat) per thread, or a single group on the caller's
     // runtime when `threads` is 0.
@@ -188,31 +200,41 @@ pub fn start_on_clock(
         n => n.min(connections),
     };
     for g in 0..groups {
+        // The group's tracker (the open model spawns more workers into it) and its one permit
+        // to sleep on a future request (see `worker::open_worker`).
+        let pool = Arc::new(Pool {
+            tracker: tokio_util::task::TaskTracker::new(),
+            sleeper: tokio::sync::Semaphore::new(1),
+        });
         let mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
             Vec::new();
-        // The group's one permit to sleep on a future request (see `worker::open_worker`).
-        let sleeper = Arc::new(tokio::sync::Semaphore::new(1));
         for _ in (g..connections).step_by(groups) {
             let slot = Arc::new(Slot::default());
-            slots.push(slot.clone());
+            add_slot(&slot);
             let shared = shared.clone();
             futures.push(match &sched_tx {
                 Some(tx) => Box::pin(worker::open_worker(
                     shared,
                     slot,
                     tx.subscribe(),
-                    sleeper.clone(),
+                    pool.clone(),
+                    0,
                 )),
                 None => Box::pin(worker::closed_worker(shared, slot)),
             });
         }
         let hb = Arc::new(Slot::default());
-        slots.push(hb.clone());
+        add_slot(&hb);
         futures.push(Box::pin(worker::heartbeat(shared.clone(), hb)));
         if threads == 0 {
-            for f in futures {
-                tasks.spawn(f);
-            }
+            let pool = pool.clone();
+            tasks.spawn(async move {
+                for f in futures {
+                    pool.tracker.spawn(f);
+                }
+                pool.tracker.close();
+                pool.tracker.wait().await;
+            });
             continue;
         }
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -227,11 +249,13 @@ pub fn start_on_clock(
                     .build()
                 {
                     Ok(rt) => rt.block_on(async move {
-                        let mut set = JoinSet::new();
                         for f in futures {
-                            set.spawn(f);
+                            pool.tracker.spawn(f);
                         }
-                        while set.join_next().await.is_some() {}
+                        // Closed, it still takes the workers the open model adds later; it
+                        // is done once every one of them has ended.
+                        pool.tracker.close();
+                        pool.tracker.wait().await;
                     }),
                     Err(e) => tracing::error!(
                         error = %e,
@@ -253,7 +277,6 @@ pub fn start_on_clock(
     let (live_tx, live_rx) = watch::channel(Arc::new(LiveView::default()));
     let collector = tokio::spawn(window::collect(
         shared.clone(),
-        slots,
         sched_tx.as_ref().map(|t| t.subscribe()),
         tx,
         live_tx,

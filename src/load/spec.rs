@@ -34,11 +34,19 @@ pub struct LoadSpec {
     /// as the connections allow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
-    /// Number of keep-alive connections (and so the most requests in flight at once). In the
-    /// open model it must cover rate x latency, or requests queue in the generator (counted as
-    /// `late`, and in the corrected latency).
+    /// Keep-alive connections opened up front (closed model: exactly this many requests in
+    /// flight). In the open model more are opened when every one is busy, up to
+    /// `max_connections`, so that users arriving during a hang each wait on their own
+    /// connection, as real users would, instead of queueing in the generator behind the hung
+    /// ones and being sent after the hang is over.
     #[serde(default = "default_connections")]
     pub connections: usize,
+    /// Open model: the most connections the generator opens (default the larger of
+    /// `connections` and 1024). Past it a request waits for a free connection (counted `late`,
+    /// its wait in the latency) and is `dropped` at its deadline: then the generator, not the
+    /// target, could not send. Set it equal to `connections` for a fixed pool, as in wrk2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// Request timeout: no complete response within this is a `request_timeout` error.
     #[serde(default = "default_timeout")]
     pub timeout: String,
@@ -107,6 +115,11 @@ impl PhaseLoad {
         }
     }
 }
+
+/// Default cap of the open model's connection pool: a total hang at 100 req/s with a 10 s
+/// timeout needs 1000 connections for every user to wait on its own; far below the usual
+/// file-descriptor limits.
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 fn default_connections() -> usize {
     64
@@ -191,6 +204,8 @@ pub(crate) struct Plan {
     pub origins: Vec<Origin>,
     pub rate: Option<f64>,
     pub connections: usize,
+    /// Open model: the pool may grow to this many connections.
+    pub max_connections: usize,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub http2: bool,
@@ -208,6 +223,7 @@ impl LoadSpec {
             endpoints: Vec::new(),
             rate: None,
             connections: default_connections(),
+            max_connections: None,
             timeout: default_timeout(),
             connect_timeout: None,
             http2: false,
@@ -303,6 +319,10 @@ impl LoadSpec {
             timeout,
             connect_timeout,
             http2: self.http2,
+            max_connections: self
+                .max_connections
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(self.connections),
             max_lag,
             tls,
             threads: self

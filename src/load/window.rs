@@ -155,7 +155,9 @@ impl LiveWindow {
         }
         // Pending requests without a known age (e.g. caught between two states) count at the
         // window's own age at least, which is below any of theirs.
-        let unknown = self.pending.saturating_sub(self.pending_ages_us.len() as u64);
+        let unknown = self
+            .pending
+            .saturating_sub(self.pending_ages_us.len() as u64);
         if unknown > 0 {
             let _ = low.record_n(1, unknown);
         }
@@ -404,7 +406,11 @@ impl Collector {
     }
 
     fn window_mut(&mut self, index: u64) -> Option<&mut Open> {
-        let first = self.open.front().map(|w| w.index).unwrap_or(self.next_index);
+        let first = self
+            .open
+            .front()
+            .map(|w| w.index)
+            .unwrap_or(self.next_index);
         if index < first {
             return None;
         }
@@ -421,7 +427,13 @@ impl Collector {
 
     /// Takes every worker's samples into their windows.
     fn drain(&mut self) {
-        let slots = std::mem::take(&mut self.slots);
+        // The open model's pool grows: take the current list of slots.
+        let slots = self
+            .shared
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for slot in &slots {
             {
                 let mut t = slot.tally.lock().unwrap_or_else(|p| p.into_inner());
@@ -702,7 +714,6 @@ fn p99_ms(v: &mut [u32]) -> f64 {
 /// The collector task. Ends at `stop` (after finalizing every window) or at `cancel`.
 pub(crate) async fn collect(
     shared: Arc<Shared>,
-    slots: Vec<Arc<Slot>>,
     sched: Option<watch::Receiver<Arc<Schedule>>>,
     tx: mpsc::UnboundedSender<Window>,
     live_tx: watch::Sender<Arc<LiveView>>,
@@ -712,7 +723,7 @@ pub(crate) async fn collect(
     let mut c = Collector {
         max_lag_ms: shared.plan.max_lag.as_secs_f64() * 1000.0,
         shared,
-        slots,
+        slots: Vec::new(),
         sched,
         open: Default::default(),
         next_index: 0,
@@ -841,7 +852,10 @@ mod tests {
         let ms = Duration::from_millis;
         // First window 0.4 s (the caller's clock is 0.6 s ahead), cuts at 1.9 s (a phase start
         // 2.5 s into the run), 2.4005 s (within 1 ms of a whole second) and 0.0005 s.
-        let e = Edges::new(ms(400), vec![ms(1900), Duration::from_micros(2_400_500), ms(0)]);
+        let e = Edges::new(
+            ms(400),
+            vec![ms(1900), Duration::from_micros(2_400_500), ms(0)],
+        );
         assert_eq!(e.window_of(0), 0);
         assert_eq!(e.window_of(399_999_999), 0);
         assert_eq!(e.window_of(400_000_000), 1);

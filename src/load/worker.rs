@@ -142,6 +142,20 @@ pub(crate) struct Shared {
     pub cancel: CancellationToken,
     /// Window edges after `t0` (see [`super::window::Edges`]).
     pub edges: super::window::Edges,
+    /// Every worker's slot (and the heartbeat's), read by the collector at each tick; the
+    /// open model adds one per connection it opens beyond the first `connections`.
+    pub slots: Mutex<Vec<Arc<Slot>>>,
+    /// Open-model workers running (each one connection per origin).
+    pub workers: std::sync::atomic::AtomicUsize,
+    /// Open-model workers not busy with a request.
+    pub idle: std::sync::atomic::AtomicUsize,
+}
+
+/// One thread's share of the workers: where new ones are spawned, and its one permit to
+/// sleep on a future request.
+pub(crate) struct Pool {
+    pub tracker: tokio_util::task::TaskTracker,
+    pub sleeper: tokio::sync::Semaphore,
 }
 
 impl Shared {
@@ -246,12 +260,7 @@ impl Conns {
     /// once on a fresh connection, and only for an idempotent method; every such retry is
     /// counted (`retries`), never hidden. A non-idempotent request is never sent twice: that
     /// failure is a `reset`.
-    async fn request(
-        &mut self,
-        shared: &Shared,
-        deadline_ns: u64,
-        now_ns: u64,
-    ) -> (Outcome, u8) {
+    async fn request(&mut self, shared: &Shared, deadline_ns: u64, now_ns: u64) -> (Outcome, u8) {
         let plan = &shared.plan;
         let ep = &plan.endpoints[self.pick(plan)];
         let origin = ep.origin;
@@ -266,8 +275,7 @@ impl Conns {
                 *slot = None;
             }
             if slot.is_none() {
-                let connect_by =
-                    deadline.min(tokio::time::Instant::now() + plan.connect_timeout);
+                let connect_by = deadline.min(tokio::time::Instant::now() + plan.connect_timeout);
                 match tokio::time::timeout_at(connect_by, connect(plan, &plan.origins[origin]))
                     .await
                 {
@@ -312,9 +320,20 @@ impl Conns {
 }
 
 /// Records one sent request's outcome, in the window of its intended time.
-fn record(slot: &Slot, intended: u64, send: u64, lag: Option<u64>, late: bool, done: u64, o: (Outcome, u8)) {
+fn record(
+    slot: &Slot,
+    intended: u64,
+    send: u64,
+    lag: Option<u64>,
+    late: bool,
+    done: u64,
+    o: (Outcome, u8),
+) {
     let (outcome, retries) = o;
-    let timed = Some((us(done.saturating_sub(intended)), us(done.saturating_sub(send))));
+    let timed = Some((
+        us(done.saturating_sub(intended)),
+        us(done.saturating_sub(send)),
+    ));
     let (kind, timed) = match outcome {
         Outcome::Response(None) => (Kind::Ok, timed),
         Outcome::Response(Some(c)) | Outcome::WaitedFailure(c) => (Kind::Error(c), timed),
@@ -331,12 +350,58 @@ fn record(slot: &Slot, intended: u64, send: u64, lag: Option<u64>, late: bool, d
 }
 
 /// Open model: take the next request index, wait for its intended time, send it.
+///
+/// The pool is elastic, as an open model's users are independent: when this worker takes a
+/// request and no other worker is left idle, it starts one more (up to `max_connections`), so
+/// the next arrival finds a connection of its own instead of queueing behind a hung one.
 pub(crate) async fn open_worker(
     shared: Arc<Shared>,
     slot: Arc<Slot>,
     mut sched_rx: watch::Receiver<Arc<Schedule>>,
-    sleeper: Arc<tokio::sync::Semaphore>,
+    pool: Arc<Pool>,
+    free_since: u64,
 ) {
+    shared.idle.fetch_add(1, Ordering::AcqRel);
+    open_loop(&shared, &slot, &mut sched_rx, &pool, free_since).await;
+    shared.idle.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Starts one more open-model worker on this thread, if the cap allows.
+fn grow(shared: &Arc<Shared>, sched_rx: &watch::Receiver<Arc<Schedule>>, pool: &Arc<Pool>) {
+    let max = shared.plan.max_connections;
+    let grew = shared
+        .workers
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok();
+    if !grew {
+        return;
+    }
+    let slot = Arc::new(Slot::default());
+    shared
+        .slots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(slot.clone());
+    // Free from now: how long the runtime takes to first poll it is the generator's lag.
+    pool.tracker.spawn(open_worker(
+        shared.clone(),
+        slot,
+        sched_rx.clone(),
+        pool.clone(),
+        shared.now_ns(),
+    ));
+}
+
+async fn open_loop(
+    shared: &Arc<Shared>,
+    slot: &Arc<Slot>,
+    sched_rx: &mut watch::Receiver<Arc<Schedule>>,
+    pool: &Arc<Pool>,
+    free_since: u64,
+) {
+    let sleeper = &pool.sleeper;
     let mut conns = Conns::new(&shared.plan);
     let mut sched = sched_rx.borrow_and_update().clone();
     let timeout_ns = shared.plan.timeout.as_nanos() as u64;
@@ -346,6 +411,11 @@ pub(crate) async fn open_worker(
     let cancelled = shared.cancel.cancelled();
     let stopped = shared.stop.cancelled();
     tokio::pin!(cancelled, stopped);
+    // When this worker last became free. Not the moment it gets the sleeper permit: a worker
+    // waiting for the permit is free, and if the generator's thread is starved every request
+    // taken after the stall would otherwise look sent on time (lag 0) and only "late", the
+    // target's doing, when it is the generator's.
+    let mut ready = free_since;
     'run: loop {
         // Only one idle worker per thread holds a future request and sleeps until it is due
         // (the `sleeper` permit); the others wait for the permit. Were every idle worker to
@@ -360,7 +430,6 @@ pub(crate) async fn open_worker(
             _ = &mut cancelled => break 'run,
         };
         let i = shared.ticket.fetch_add(1, Ordering::AcqRel);
-        let ready = shared.now_ns();
         let intended = loop {
             if sched_rx.has_changed().unwrap_or(false) {
                 sched = sched_rx.borrow_and_update().clone();
@@ -394,6 +463,12 @@ pub(crate) async fn open_worker(
             }
         };
         drop(permit);
+        // Busy from here on; the last idle worker makes sure someone takes the next arrival.
+        if shared.idle.fetch_sub(1, Ordering::AcqRel) == 1
+            && !shared.stopping.load(Ordering::Relaxed)
+        {
+            grow(shared, sched_rx, pool);
+        }
         let send = shared.now_ns();
         let deadline = intended + timeout_ns;
         if send >= deadline {
@@ -408,16 +483,24 @@ pub(crate) async fn open_worker(
                 late: ready > intended + max_lag_ns,
                 retries: 0,
             });
+            shared.idle.fetch_add(1, Ordering::AcqRel);
+            ready = shared.now_ns();
             continue;
         }
         let lag = send - intended.max(ready).min(send);
         let late = ready > intended + max_lag_ns;
         slot.begin(intended, send);
         let outcome = tokio::select! {
-            o = conns.request(&shared, deadline, send) => o,
-            _ = &mut cancelled => break 'run,
+            o = conns.request(shared, deadline, send) => o,
+            _ = &mut cancelled => {
+                shared.idle.fetch_add(1, Ordering::AcqRel);
+                break 'run
+            }
         };
-        record(&slot, intended, send, Some(lag), late, shared.now_ns(), outcome);
+        let done = shared.now_ns();
+        record(slot, intended, send, Some(lag), late, done, outcome);
+        shared.idle.fetch_add(1, Ordering::AcqRel);
+        ready = done;
     }
 }
 
