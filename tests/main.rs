@@ -22,3 +22,4 @@ mod sandbox_spot;
 mod sandbox_support;
 mod security;
 mod self_faults;
+mod truthful;

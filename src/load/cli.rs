@@ -328,11 +328,11 @@ fn table(args: &LoadArgs, s: &LoadSummary, interrupted: bool) -> String {
     o += "\n";
     if s.dropped > 0 {
         o += &format!(
-            "  {} requests DROPPED by the generator: every one of its {} connections was busy \
+            "  {} requests DROPPED by the generator: all {} connections it may open were busy \
              until their deadline, so they were never sent (the generator, not the target, could \
              not send; they count as failures of the second they were meant for). Raise \
-             --connections to measure the target instead.\n",
-            s.dropped, args.connections
+             --max-connections to measure the target instead.\n",
+            s.dropped, s.connections_peak
         );
     }
     if s.rate_requested.is_none() {

@@ -63,7 +63,8 @@ enum Framing {
 /// Why a request on this connection failed.
 pub(crate) enum H1Error {
     /// The peer closed a reused keep-alive connection before sending any byte of the answer:
-    /// the usual idle-close race, retried once on a fresh connection, not counted.
+    /// the usual idle-close race; the caller resends an idempotent request once on a fresh
+    /// connection and counts the resend (`retries`).
     Stale,
     /// A real failure.
     Failed(ErrorClass),

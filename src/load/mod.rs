@@ -66,6 +66,9 @@ pub struct LoadSummary {
     pub ok: u64,
     /// Requests not sent: no connection was free for them before their deadline.
     pub dropped: u64,
+    /// Connections the generator opened at most (the open model's pool grows when every
+    /// connection is busy, up to `max_connections`).
+    pub connections_peak: usize,
     /// Requests sent late because every connection was busy.
     pub late: u64,
     /// Times a request was sent again after a reused connection failed under it (idempotent
@@ -407,6 +410,11 @@ impl LoadHandle {
             requests,
             ok: totals.ok,
             dropped: totals.dropped,
+            connections_peak: if self.sched_tx.is_some() {
+                shared.workers.load(Ordering::Acquire)
+            } else {
+                shared.plan.connections
+            },
             late: totals.late,
             retries: totals.retries,
             stalled_windows: totals.stalled,

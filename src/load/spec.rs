@@ -216,6 +216,14 @@ pub(crate) struct Plan {
 }
 
 impl LoadSpec {
+    /// The most connections the open model opens: `max_connections`, by default the larger of
+    /// `connections` and 1024.
+    pub fn pool_cap(&self) -> usize {
+        self.max_connections
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+            .max(self.connections)
+    }
+
     /// A closed-model spec for one URL with the defaults, handy for tests and the CLI.
     pub fn for_url(url: impl Into<String>) -> LoadSpec {
         LoadSpec {
@@ -319,10 +327,7 @@ impl LoadSpec {
             timeout,
             connect_timeout,
             http2: self.http2,
-            max_connections: self
-                .max_connections
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
-                .max(self.connections),
+            max_connections: self.pool_cap(),
             max_lag,
             tls,
             threads: self

@@ -51,7 +51,8 @@ pub(crate) enum Kind {
     Ok,
     /// Failed, in its class.
     Error(ErrorClass),
-    /// Not sent: no connection was free for it before its deadline.
+    /// The generator could not send it in time: no connection was free for it before its
+    /// deadline, or it waited for one (the pool at its cap) and the deadline came first.
     Dropped,
 }
 
@@ -498,7 +499,26 @@ async fn open_loop(
             }
         };
         let done = shared.now_ns();
-        record(slot, intended, send, Some(lag), late, done, outcome);
+        if late
+            && matches!(
+                outcome.0,
+                Outcome::WaitedFailure(ErrorClass::RequestTimeout)
+            )
+        {
+            // It waited in the generator for a connection (every one busy, the pool at its
+            // cap) and its deadline came before an answer: the generator used up its time, so
+            // it is the generator's failure to send in time, not the target's timeout.
+            slot.push(Sample {
+                intended_ns: intended,
+                timed: None,
+                lag_us: Some(us(lag)),
+                kind: Kind::Dropped,
+                late,
+                retries: outcome.1,
+            });
+        } else {
+            record(slot, intended, send, Some(lag), late, done, outcome);
+        }
         shared.idle.fetch_add(1, Ordering::AcqRel);
         ready = done;
     }

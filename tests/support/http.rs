@@ -48,6 +48,8 @@ struct State {
     t0: Instant,
     /// Requests arriving before this (ns since t0) wait until then.
     stall_until_ns: AtomicU64,
+    /// Every request takes this long (µs): a target of bounded capacity.
+    delay_us: AtomicU64,
     status: AtomicU16,
     requests: AtomicU64,
 }
@@ -75,6 +77,10 @@ async fn handle(
     if now < until {
         tokio::time::sleep(Duration::from_nanos(until - now)).await;
     }
+    let delay = state.delay_us.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_micros(delay)).await;
+    }
     let status = state.status.load(Ordering::Relaxed);
     Ok(Response::builder()
         .status(status)
@@ -99,6 +105,7 @@ impl TestServer {
         let state = Arc::new(State {
             t0: Instant::now(),
             stall_until_ns: AtomicU64::new(0),
+            delay_us: AtomicU64::new(0),
             status: AtomicU16::new(200),
             requests: AtomicU64::new(0),
         });
@@ -152,6 +159,13 @@ impl TestServer {
             .store(until.as_nanos() as u64, Ordering::Release);
     }
 
+    /// Every request from now on takes `d` to answer.
+    pub fn delay_each(&self, d: Duration) {
+        self.state
+            .delay_us
+            .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// Answer this status from now on.
     pub fn set_status(&self, status: u16) {
         self.state.status.store(status, Ordering::Relaxed);
@@ -167,6 +181,7 @@ impl TestServer {
 pub struct RawServer {
     pub addr: SocketAddr,
     cancel: CancellationToken,
+    answered: Arc<AtomicU64>,
 }
 
 impl Drop for RawServer {
@@ -194,7 +209,11 @@ impl RawServer {
                 });
             }
         });
-        RawServer { addr, cancel }
+        RawServer {
+            addr,
+            cancel,
+            answered: Arc::default(),
+        }
     }
 
     /// Accepts and reads, never answers: every request times out.
@@ -216,7 +235,66 @@ impl RawServer {
                 });
             }
         });
-        RawServer { addr, cancel }
+        RawServer {
+            addr,
+            cancel,
+            answered: Arc::default(),
+        }
+    }
+
+    /// Answers the first request on each connection as keep-alive (no `Connection: close`),
+    /// then reads the next one and closes without answering: the idle-close race of a server
+    /// with one request per connection, every time.
+    pub fn one_answer_per_connection() -> RawServer {
+        let answered = Arc::new(AtomicU64::new(0));
+        let count = answered.clone();
+        let (addr, cancel) = on_thread(move |l, _| async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    continue;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // The first request, headers and body.
+                    loop {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let body: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + body {
+                                break;
+                            }
+                        }
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(answer).await.is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The next request on this connection: read and dropped unanswered.
+                    let _ = s.read(&mut chunk).await;
+                });
+            }
+        });
+        RawServer {
+            addr,
+            cancel,
+            answered,
+        }
+    }
+
+    /// Requests answered (servers that count).
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 
     pub fn url(&self) -> String {
