@@ -163,3 +163,27 @@ fn a_kubernetes_probe_slo_needs_the_kubernetes_target() {
         "reads the Kubernetes target, which is not configured",
     );
 }
+
+/// A closed-model load (no `rate`) is valid, and validate says what it cannot measure; an open
+/// model says nothing of the kind.
+#[test]
+fn a_closed_model_load_is_flagged_as_not_coordinated_omission_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(fixture("valid-local.yaml")).unwrap();
+    for (rate, flagged) in [("", true), ("  rate: 20\n", false)] {
+        let p = dir.path().join("closed.yaml");
+        std::fs::write(
+            &p,
+            format!("{base}\nload:\n  url: http://127.0.0.1:9/\n{rate}  connections: 2\n"),
+        )
+        .unwrap();
+        let o = gameday(&["validate", p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(
+            text(&o).contains("NOT coordinated-omission corrected"),
+            flagged,
+            "{}",
+            text(&o)
+        );
+    }
+}

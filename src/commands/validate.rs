@@ -11,16 +11,21 @@ pub fn run(files: &[PathBuf]) -> i32 {
     let mut bad = 0;
     for f in files {
         match scenario::load(f) {
-            Ok(l) => println!(
-                "{}: ok ({} phases, {} faults)",
-                f.display(),
-                l.scenario.phases.len(),
-                l.scenario
-                    .phases
-                    .iter()
-                    .map(|p| p.faults.len())
-                    .sum::<usize>()
-            ),
+            Ok(l) => {
+                println!(
+                    "{}: ok ({} phases, {} faults)",
+                    f.display(),
+                    l.scenario.phases.len(),
+                    l.scenario
+                        .phases
+                        .iter()
+                        .map(|p| p.faults.len())
+                        .sum::<usize>()
+                );
+                if let Some(note) = l.scenario.load.as_ref().and_then(|s| s.model_note()) {
+                    println!("  note: {note}");
+                }
+            }
             Err(d) => {
                 bad += 1;
                 eprintln!("{d}");

@@ -501,6 +501,9 @@ pub async fn run(
     let mut load_handle = None;
     let mut monitor = None;
     if let Some(spec) = &s.load {
+        if let Some(note) = spec.model_note() {
+            events.note(note.to_owned());
+        }
         // Windows end on the run's whole seconds and at every phase start, so that each
         // window lies in one phase, whatever the phases' lengths.
         let clock = load::Clock {

@@ -216,6 +216,19 @@ pub(crate) struct Plan {
 }
 
 impl LoadSpec {
+    /// What a person must know about how this load measures, said at validate and at run
+    /// start: a closed model (no `rate`) waits for each answer before the next request, so
+    /// its latency is not coordinated-omission corrected.
+    pub fn model_note(&self) -> Option<&'static str> {
+        self.rate.is_none().then_some(
+            "the load is a closed model (no `rate`): each connection waits for its answer \
+             before sending again, so its latency is NOT coordinated-omission corrected (a stall \
+             delays the requests users would have sent instead of counting them slow); a second \
+             with requests outstanding and none completing counts as unavailable. Set `rate` \
+             for what users arriving at a fixed rate feel.",
+        )
+    }
+
     /// The most connections the open model opens: `max_connections`, by default the larger of
     /// `connections` and 1024.
     pub fn pool_cap(&self) -> usize {
