@@ -383,3 +383,39 @@ async fn network_fault_on_an_unknown_service_names_the_known_ones() {
     assert!(msg.contains("bakend") && msg.contains("backend"), "{msg}");
     sandbox.shutdown().await;
 }
+
+/// `reset` and `loss` act on connections that already exist (at their next chunk), as
+/// toxiproxy's toxics do: a keep-alive connection opened before the fault does not escape it.
+#[tokio::test]
+async fn reset_and_loss_hit_connections_opened_before_the_fault() {
+    let cancel = CancellationToken::new();
+    let proxy = proxied_echo(&cancel).await;
+    for (name, toxics) in [
+        (
+            "rst",
+            Toxics {
+                reset: true,
+                ..Toxics::default()
+            },
+        ),
+        (
+            "loss",
+            Toxics {
+                loss_percent: 100.0,
+                ..Toxics::default()
+            },
+        ),
+    ] {
+        let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        assert_eq!(roundtrip(&mut s, b"before", WAIT).await.unwrap(), b"before");
+        proxy.set_faults(name, upstream(toxics));
+        match roundtrip(&mut s, b"during", WAIT).await {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{name}: {e}"),
+            Ok(b) => assert_eq!(b, b"", "{name}: the connection is lost, nothing forwarded"),
+        }
+        proxy.clear(name);
+    }
+    let st = proxy.stats();
+    assert_eq!((st.reset, st.lost), (1, 1), "{st:?}");
+    cancel.cancel();
+}

@@ -314,3 +314,57 @@ async fn keep_alive_closed_after_every_answer_counts_each_request_once() {
         "it fails instead: {s:#?}"
     );
 }
+
+/// A `reset` fault through the sandbox proxy while the load's keep-alive connections are open:
+/// every request of the faulted second fails, even though the generator may resend a GET once
+/// on a fresh connection (which the fault resets too); the resends are counted, and the
+/// seconds before and after are clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_fault_is_not_masked_by_keep_alive_or_resends() {
+    use gameday::targets::local::proxy::{LinkFaults, Proxy, Toxics};
+    let server = TestServer::start();
+    let cancel = CancellationToken::new();
+    let proxy = Proxy::start(
+        "127.0.0.1:0".parse().unwrap(),
+        crate::sandbox_support::backends(vec![server.addr]),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let sp = spec(format!("http://{}/", proxy.local_addr()), 50.0, 2, "2s");
+    let (handle, mut rx) = load::start(&sp, CancellationToken::new()).unwrap();
+    let at = |s: f64| handle.started_at() + Duration::from_secs_f64(s);
+    handle.stop_at(Duration::from_secs(4));
+    tokio::time::sleep_until(at(1.0).into()).await;
+    let fault = LinkFaults {
+        upstream: Toxics {
+            reset: true,
+            ..Toxics::default()
+        },
+        downstream: Toxics::default(),
+        percent: 100.0,
+    };
+    proxy.set_faults("rst", fault);
+    tokio::time::sleep_until(at(3.0).into()).await;
+    proxy.clear("rst");
+    tokio::time::sleep_until(at(4.0).into()).await;
+    let s = handle.finish_at(Duration::from_secs(4)).await;
+    let mut w = Vec::new();
+    while let Some(x) = rx.recv().await {
+        w.push(x);
+    }
+    let line: Vec<_> = w
+        .iter()
+        .map(|w| (w.index, w.ok, w.requests, w.retries))
+        .collect();
+    assert_eq!(w.len(), 4, "{line:?}");
+    assert!(
+        w[0].ok >= 49 && w[3].ok >= 49,
+        "clean before and after: {line:?}"
+    );
+    // The fault spans seconds 1 and 2; a request right at an edge may go either way.
+    assert!(w[1].ok <= 2 && w[2].ok <= 2, "the reset is felt: {line:?}");
+    assert!(s.retries > 0, "GET resends are counted: {s:#?}");
+    assert_eq!(s.requests + s.dropped, 200, "{s:#?}");
+    cancel.cancel();
+}
