@@ -356,3 +356,38 @@ phases:
         "the 60 s phase was not cut short: ended at {end_s}"
     );
 }
+
+/// A `recovery_time` SLO whose run ends before `max` has passed after the fault cannot be
+/// judged: the verdict says "not measured", never a pass at 0 s, and the hypothesis does not
+/// hold on it.
+#[test]
+fn recovery_time_cut_short_by_the_end_of_the_run_is_not_measured_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("rt-{}", std::process::id());
+    let (port, _) = status_server(200);
+    let s = scenario(
+        dir.path(),
+        &marker,
+        &format!(
+            "  - name: chaos\n    duration: 2s\n    faults:\n      - name: kill-one\n        at: 1s\n        process_kill: {{ service: web }}\nload:\n  url: http://127.0.0.1:{port}/\n  rate: 20\n  connections: 2\nhypothesis:\n  slos:\n    - name: up\n      availability: {{ min_percent: 90 }}\n    - name: back fast\n      recovery_time: {{ max: 30s }}\n"
+        ),
+    );
+    let out = dir.path().join("reports");
+    let o = run_cmd(&s, &out).output().unwrap();
+    let journal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ledger_of(&out).with_file_name("journal.json")).unwrap(),
+    )
+    .unwrap();
+    let slo = journal["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "back fast")
+        .unwrap_or_else(|| panic!("{:#}", journal["slos"]));
+    assert_eq!(slo["passed"], false, "{slo:#}\n{}", text(&o));
+    assert!(
+        slo["objective"].as_str().unwrap().contains("not measured"),
+        "{slo:#}"
+    );
+    assert_ne!(journal["run"]["outcome"], "held", "{}", text(&o));
+}

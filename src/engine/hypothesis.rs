@@ -385,31 +385,54 @@ impl StopWatch {
     }
 }
 
-/// Seconds from `from_s` until `consecutive` windows in a row meet every objective, counted
-/// to the start of the first of them; `None` if the run ended first.
+/// The start of the first stretch of good windows that lasts `good_seconds` or more: the one
+/// rule of "recovered" that the engine's verdict and the report's recovery table both use.
+/// Each item is a window's (start s, length s, good). Windows count by their length, not their
+/// number (a run's first window and those cut at a phase start are shorter than a second); a
+/// bad window breaks a stretch, and so does a gap of more than half a second between two.
+pub fn first_good_stretch(
+    windows: impl IntoIterator<Item = (f64, f64, bool)>,
+    good_seconds: u32,
+) -> Option<f64> {
+    const GAP_S: f64 = 0.5;
+    let need = f64::from(good_seconds.max(1));
+    let mut stretch: Option<(f64, f64)> = None; // (start, seconds so far)
+    let mut prev_end: Option<f64> = None;
+    for (start_s, duration_s, good) in windows {
+        if prev_end.is_some_and(|e| start_s - e > GAP_S) {
+            stretch = None;
+        }
+        prev_end = Some(start_s + duration_s);
+        if !good {
+            stretch = None;
+            continue;
+        }
+        let (first, seconds) = stretch.get_or_insert((start_s, 0.0));
+        *seconds += duration_s;
+        if *seconds + 1e-6 >= need {
+            return Some(*first);
+        }
+    }
+    None
+}
+
+/// Seconds from `from_s` until every objective held for `consecutive` seconds in a row,
+/// counted to the start of that stretch; `None` if the run ended first. A window with no
+/// request meant for it is not good (silence is not health).
 pub fn recovery_after(
     windows: &[Window],
     from_s: f64,
     objectives: &[Objective],
     consecutive: u32,
 ) -> Option<f64> {
-    let mut run = 0;
-    let mut first = None;
-    for w in windows.iter().filter(|w| w.start_s + 1e-6 >= from_s) {
-        if objectives.iter().all(|o| o.window_met(w)) {
-            if run == 0 {
-                first = Some(w.start_s);
-            }
-            run += 1;
-            if run >= consecutive {
-                return first.map(|f| (f - from_s).max(0.0));
-            }
-        } else {
-            run = 0;
-            first = None;
-        }
-    }
-    None
+    let spans = windows
+        .iter()
+        .filter(|w| w.start_s + 1e-6 >= from_s)
+        .map(|w| {
+            let good = objectives.iter().all(|o| o.window_met(w));
+            (w.start_s, w.duration_s, good)
+        });
+    first_good_stretch(spans, consecutive).map(|f| (f - from_s).max(0.0))
 }
 
 /// What one fault's recovery says about a `recovery_time` objective.
@@ -417,11 +440,12 @@ pub fn recovery_after(
 pub enum RecoveryVerdict {
     /// Steady again after this many seconds.
     Within(f64),
-    /// Not steady again before the run (or the next fault, after `max` had passed) ended:
-    /// evidence against the objective.
+    /// No good stretch started within `max` of the fault's end, and the seconds seen show it
+    /// (a bad second after `max`): evidence against the objective.
     NotRecovered,
-    /// The next fault started before `max` had passed and before steady state came back:
-    /// this fault's recovery could not be measured, which is no evidence either way.
+    /// The next fault started, or the run ended, while a recovery within `max` was still
+    /// possible (a good stretch had begun in time but was too short to prove it, or `max` had
+    /// not passed yet): this fault's recovery could not be measured, no evidence either way.
     Unmeasured,
 }
 
@@ -437,18 +461,35 @@ pub fn judge_recovery(
     consecutive: u32,
     max: f64,
 ) -> (Option<f64>, RecoveryVerdict) {
-    let until = fault_starts
+    let next_fault = fault_starts
         .iter()
         .copied()
         .filter(|s| *s > end_s)
         .min_by(f64::total_cmp)
         .unwrap_or(f64::INFINITY);
-    // Windows are in time order: the ones that end by `until` are a prefix.
-    let n = windows.partition_point(|w| w.start_s + w.duration_s <= until + 1e-6);
+    // Windows are in time order: the ones that end by the next fault are a prefix.
+    let n = windows.partition_point(|w| w.start_s + w.duration_s <= next_fault + 1e-6);
     let after = recovery_after(&windows[..n], end_s, objectives, consecutive);
+    // A recovery within `max` is still possible if the good stretch the measurements end with
+    // (or, when they end on a bad second, the first second not seen) started within `max`:
+    // more seconds might have proven it. Only when it is later than `max` is the objective
+    // broken.
+    let seen = windows[..n].iter().filter(|w| w.start_s + 1e-6 >= end_s);
+    let mut tail_start = None;
+    let mut seen_until = end_s;
+    for w in seen {
+        let good = objectives.iter().all(|o| o.window_met(w));
+        tail_start = if good {
+            tail_start.or(Some(w.start_s))
+        } else {
+            None
+        };
+        seen_until = w.start_s + w.duration_s;
+    }
+    let open_from = tail_start.unwrap_or(seen_until);
     let verdict = match after {
         Some(a) => RecoveryVerdict::Within(a),
-        None if until.is_finite() && until - end_s <= max => RecoveryVerdict::Unmeasured,
+        None if open_from - end_s <= max + 1e-6 => RecoveryVerdict::Unmeasured,
         None => RecoveryVerdict::NotRecovered,
     };
     (after, verdict)
@@ -530,8 +571,20 @@ mod tests {
     fn never_steady_again_is_not_recovered() {
         let obj = [Objective::Availability(99.0)];
         let bad: Vec<Window> = (0..10).map(|i| win(i, 0)).collect();
-        let (after, v) = judge_recovery(&bad, 2.0, &[1.0], &obj, 3, 30.0);
+        let (after, v) = judge_recovery(&bad, 2.0, &[1.0], &obj, 3, 3.0);
         assert_eq!(after, None);
+        assert_eq!(v, RecoveryVerdict::NotRecovered);
+    }
+
+    #[test]
+    fn a_run_that_ends_before_max_has_passed_does_not_measure_recovery() {
+        let obj = [Objective::Availability(99.0)];
+        let bad: Vec<Window> = (0..10).map(|i| win(i, 0)).collect();
+        // 8 s of bad seconds after the fault, but the objective allows 30 s: no evidence.
+        let (after, v) = judge_recovery(&bad, 2.0, &[1.0], &obj, 3, 30.0);
+        assert_eq!((after, v), (None, RecoveryVerdict::Unmeasured));
+        // 5 s allowed, and all 8 s seen bad: evidence against.
+        let (_, v) = judge_recovery(&bad, 2.0, &[1.0], &obj, 3, 5.0);
         assert_eq!(v, RecoveryVerdict::NotRecovered);
     }
 }

@@ -1203,7 +1203,11 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
         }
         if let Some(rt) = &slo.recovery_time {
             let max = rt.max.secs_f64();
+            // The slowest recovery measured; `None` once one fault never recovered. With no
+            // fault whose recovery could be measured there is nothing to judge: "not
+            // measured", never a pass at 0 s.
             let mut worst: Option<f64> = Some(0.0);
+            let mut measured = 0usize;
             for (name, end) in &fault_ends {
                 let (after, verdict) = hypothesis::judge_recovery(
                     &r.windows,
@@ -1220,17 +1224,30 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
                         recovered_after_s: after,
                     });
                 }
+                if verdict != RecoveryVerdict::Unmeasured {
+                    measured += 1;
+                }
                 worst = match (worst, verdict) {
                     (Some(w), RecoveryVerdict::Within(a)) => Some(w.max(a)),
                     (w, RecoveryVerdict::Unmeasured) => w,
                     _ => None,
                 };
             }
+            if measured == 0 {
+                worst = None;
+            }
+            let unmeasured = if measured > 0 {
+                String::new()
+            } else if fault_ends.is_empty() {
+                "; not measured: no fault ended in the run".to_owned()
+            } else {
+                "; not measured: each fault's recovery was cut short by the next fault or the end of the run".to_owned()
+            };
             r.slos.push(SloVerdict {
                 name: slo.name.clone(),
                 metric: "recovery_time_s".into(),
                 objective: format!(
-                    "recovery <= {max} s ({} good seconds in a row)",
+                    "recovery <= {max} s ({} good seconds in a row){unmeasured}",
                     rt.consecutive
                 ),
                 threshold: max,

@@ -15,12 +15,9 @@ use super::journal::{
     ROLE_BASELINE, ROLE_RECOVERY,
 };
 
-/// Windows further apart than this (end of one to start of the next), seconds, have a gap
-/// between them: the load generator lost a second, and no stretch of good windows spans it.
-const GAP_S: f64 = 0.5;
-
+use crate::engine::hypothesis;
 /// Consecutive good seconds that count as "recovered" when the scenario says nothing.
-pub const DEFAULT_GOOD_SECONDS: u32 = 5;
+pub use crate::scenario::model::DEFAULT_GOOD_SECONDS;
 
 impl SloMetric {
     /// The metric's value over one window, when the window can tell (`None` for an empty
@@ -80,34 +77,17 @@ pub fn recovery_time(
     .map(|start| (start - fault_end_s).max(0.0))
 }
 
-/// The start of the first stretch of windows, each `good`, that lasts `good_seconds` or
-/// more. A bad or empty window breaks a stretch, and so does a gap between two windows.
-/// Windows are counted by their length, not their number: a run's first window and those
-/// cut at a phase start are shorter than a second.
+/// The start of the first stretch of `good` windows that lasts `good_seconds`: the engine's
+/// rule ([`hypothesis::first_good_stretch`]), so the report never contradicts the verdict.
 fn first_good_stretch<'a>(
     windows: impl IntoIterator<Item = &'a WindowRecord>,
     good_seconds: u32,
     good: impl Fn(&WindowRecord) -> bool,
 ) -> Option<f64> {
-    let need = f64::from(good_seconds.max(1));
-    let mut stretch: Option<(f64, f64)> = None; // (start, seconds so far)
-    let mut prev_end: Option<f64> = None;
-    for w in windows {
-        if prev_end.is_some_and(|e| w.t_s - e > GAP_S) {
-            stretch = None;
-        }
-        prev_end = Some(w.end_s());
-        if !good(w) {
-            stretch = None;
-            continue;
-        }
-        let (start, seconds) = stretch.get_or_insert((w.t_s, 0.0));
-        *seconds += w.duration_s;
-        if *seconds + 1e-6 >= need {
-            return Some(*start);
-        }
-    }
-    None
+    hypothesis::first_good_stretch(
+        windows.into_iter().map(|w| (w.t_s, w.duration_s, good(w))),
+        good_seconds,
+    )
 }
 
 /// Recovery of every windowed SLO after every fault that ended, for the journal's
@@ -203,16 +183,6 @@ pub fn analyse(journal: &mut Journal, good_seconds: u32) {
         .retain(|a| a.source != ActionSource::Derived);
     let derived = derive_action_items(journal);
     journal.action_items.extend(derived);
-}
-
-/// The observed value of a `recovery_time` SLO: the slowest recovery over every fault and
-/// SLO, or `None` when one of them never recovered in the run (which fails the SLO).
-/// `Some(0.0)` when no fault ended.
-pub fn slowest_recovery(recovery: &[super::RecoveryRecord]) -> Option<f64> {
-    recovery
-        .iter()
-        .filter(|r| r.interrupted_by.is_none())
-        .try_fold(0.0f64, |acc, r| r.recovered_after_s.map(|s| acc.max(s)))
 }
 
 /// Formats a value with its unit, with precision that suits the magnitude.
@@ -1078,10 +1048,6 @@ mod tests {
         assert_eq!(j, once);
         assert_eq!(j.recovery.len(), 1);
         assert_eq!(j.recovery[0].recovered_after_s, Some(0.0));
-        assert_eq!(slowest_recovery(&j.recovery), Some(0.0));
-        let mut never = j.recovery.clone();
-        never[0].recovered_after_s = None;
-        assert_eq!(slowest_recovery(&never), None);
     }
 
     #[test]

@@ -187,7 +187,8 @@ pub struct PercentMin {
 pub struct RecoveryObjective {
     /// The longest acceptable time from a fault's end to steady state.
     pub max: Dur,
-    /// How many consecutive good seconds count as "recovered" (default 3).
+    /// How many consecutive good seconds count as "recovered" (default
+    /// [`DEFAULT_GOOD_SECONDS`], 3).
     #[serde(default = "default_consecutive")]
     pub consecutive: u32,
 }
@@ -199,8 +200,12 @@ impl Slo {
     }
 }
 
+/// Consecutive good seconds that count as recovered, when the scenario does not say: the one
+/// default the engine's verdict and the report's recovery table share.
+pub const DEFAULT_GOOD_SECONDS: u32 = 3;
+
 fn default_consecutive() -> u32 {
-    3
+    DEFAULT_GOOD_SECONDS
 }
 
 /// Aborts the run when a per-second measure breaks its bound for `for` in a row. Set exactly
