@@ -187,3 +187,17 @@ fn a_closed_model_load_is_flagged_as_not_coordinated_omission_corrected() {
         );
     }
 }
+
+/// The load's durations are the scenario's own type: a bad one is found by the same reader as
+/// every other duration, at its line and column, with the same cap, and all at once.
+#[test]
+fn load_durations_are_reported_like_every_scenario_duration() {
+    let (code, out) = validate("load-duration-errors.yaml");
+    assert_eq!(code, 2, "{out}");
+    let f = "load-duration-errors.yaml";
+    has(&out, f, 14, 12, "`soon` is not a duration");
+    has(&out, f, 15, 20, "negative");
+    has(&out, f, 16, 12, "too long");
+    has(&out, f, 20, 29, "`1x` is not a duration");
+    assert!(out.contains("4 errors found"), "{out}");
+}

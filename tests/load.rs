@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use gameday::load::{self, ErrorClass, HistBlob, LoadSpec, LoadSummary, Percentiles, Window};
+use gameday::scenario::duration::Dur;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::http::{closed_port, self_signed, FullBacklog, RawServer, TestServer};
@@ -146,7 +147,7 @@ async fn peer_reset_is_reset() {
 async fn silent_server_is_request_timeout_recorded_at_the_wait() {
     let server = RawServer::silent();
     let mut sp = spec(server.url(), Some(20.0), 4);
-    sp.timeout = "200ms".into();
+    sp.timeout = Dur::from_millis(200);
     let (s, _) = run_for(&sp, 1.0).await;
     assert!(only_errors(&s, ErrorClass::RequestTimeout), "{s:#?}");
     // A user waited at least the timeout: that wait is in latency, not hidden.
@@ -161,7 +162,7 @@ async fn silent_server_is_request_timeout_recorded_at_the_wait() {
 async fn full_accept_queue_is_connect_timeout() {
     let target = FullBacklog::new().await;
     let mut sp = spec(format!("http://{}/", target.addr), Some(10.0), 2);
-    sp.connect_timeout = Some("300ms".into());
+    sp.connect_timeout = Some(Dur::from_millis(300));
     let (s, _) = run_for(&sp, 1.0).await;
     assert!(only_errors(&s, ErrorClass::ConnectTimeout), "{s:#?}");
 }

@@ -136,7 +136,7 @@ fn spec(url: String, rate: f64, connections: usize, timeout: &str) -> LoadSpec {
     let mut s = LoadSpec::for_url(url);
     s.rate = Some(rate);
     s.connections = connections;
-    s.timeout = timeout.to_owned();
+    s.timeout = timeout.parse().expect("a test duration");
     s
 }
 

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::{EndpointSpec, LoadSpec, LoadSummary, Percentiles, Window};
+use crate::scenario::duration::{parse_duration, Dur};
 
 /// Arguments of `gameday load`.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,7 +28,7 @@ pub struct LoadArgs {
     #[arg(short = 'r', long, value_parser = super::parse_rate)]
     pub rate: Option<f64>,
     /// How long to send (`30s`, `2m`).
-    #[arg(short = 'z', long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(short = 'z', long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Keep-alive connections opened up front (closed model: the requests in flight).
     #[arg(short = 'c', long, default_value_t = 64)]
@@ -49,14 +50,14 @@ pub struct LoadArgs {
     #[arg(short = 'd', long)]
     pub body: Option<String>,
     /// Request timeout (`10s`, `500ms`).
-    #[arg(short = 't', long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(short = 't', long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// TCP connect and TLS handshake timeout; default: the request timeout.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
     /// Generator lag above which a second is marked untrusted (the generator, not the target,
     /// was late).
-    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub max_lag: Duration,
     /// Accept any TLS certificate.
     #[arg(long)]
@@ -86,7 +87,6 @@ impl LoadArgs {
                 .with_context(|| format!("header `{h}` is not `Name: value`"))?;
             headers.insert(name.trim().to_owned(), value.trim().to_owned());
         }
-        let fmt = |d: Duration| humantime::format_duration(d).to_string();
         Ok(LoadSpec {
             url: None,
             endpoints: vec![EndpointSpec {
@@ -99,10 +99,10 @@ impl LoadArgs {
             rate: self.rate,
             connections: self.connections,
             max_connections: self.max_connections,
-            timeout: fmt(self.timeout),
-            connect_timeout: self.connect_timeout.map(fmt),
+            timeout: Dur(self.timeout),
+            connect_timeout: self.connect_timeout.map(Dur),
             http2: self.http2,
-            max_lag: Some(fmt(self.max_lag)),
+            max_lag: Some(Dur(self.max_lag)),
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
             threads: self.threads,

@@ -44,18 +44,6 @@ pub enum LoadError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A duration string (`timeout`, `max_lag`, `ramp`...) that does not parse.
-    #[error(
-        "invalid duration `{value}` for `{field}`: {reason} (write e.g. `500ms`, `30s`, `2m`)"
-    )]
-    BadDuration {
-        /// The field it is for.
-        field: &'static str,
-        /// The string as written.
-        value: String,
-        /// The parser's reason.
-        reason: String,
-    },
     /// A value out of its range (a negative rate, zero connections, all weights zero...).
     #[error("invalid `{field}`: {reason}")]
     OutOfRange {

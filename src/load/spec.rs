@@ -2,8 +2,8 @@
 //! as written in YAML, plus [`LoadSpec::resolve`] that turns it into a checked [`Plan`] before
 //! any socket opens (validate everything, then act).
 //!
-//! Durations are kept as strings (`500ms`, `30s`) and parsed in [`parse_duration`], the one
-//! place to swap for `crate::scenario::duration::Dur` when it lands on main.
+//! Durations are the scenario's own [`Dur`]: one parser, one cap, and a bad one is reported
+//! by the YAML reader with its line and column like every other duration in a scenario.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use http::{HeaderMap, Method, Uri};
 use serde::{Deserialize, Serialize};
 
 use super::error::LoadError;
+use crate::scenario::duration::Dur;
 
 /// How a gameday loads its target. One of `url` (a single GET) or `endpoints` (several weighted
 /// requests). With `rate` the load is an open model: requests arrive at that rate whatever the
@@ -49,10 +50,10 @@ pub struct LoadSpec {
     pub max_connections: Option<usize>,
     /// Request timeout: no complete response within this is a `request_timeout` error.
     #[serde(default = "default_timeout")]
-    pub timeout: String,
+    pub timeout: Dur,
     /// TCP connect (and TLS handshake) timeout. Default: the request timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_timeout: Option<String>,
+    pub connect_timeout: Option<Dur>,
     /// Speak HTTP/2 (h2c prior knowledge on `http://`, ALPN `h2` on `https://`).
     #[serde(default)]
     pub http2: bool,
@@ -60,7 +61,7 @@ pub struct LoadSpec {
     /// is above this is marked untrusted, because the generator, not the target, was late.
     /// Default `10ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lag: Option<String>,
+    pub max_lag: Option<Dur>,
     /// Do not verify TLS certificates (self-signed targets). The handshake still happens.
     #[serde(default)]
     pub insecure: bool,
@@ -103,16 +104,13 @@ pub struct PhaseLoad {
     pub rate: Option<f64>,
     /// Reach the new rate linearly over this duration (`30s`) instead of at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ramp: Option<String>,
+    pub ramp: Option<Dur>,
 }
 
 impl PhaseLoad {
     /// The ramp as a duration (zero when absent).
-    pub fn ramp_duration(&self) -> Result<Duration, LoadError> {
-        match &self.ramp {
-            Some(s) => parse_duration("ramp", s),
-            None => Ok(Duration::ZERO),
-        }
+    pub fn ramp_duration(&self) -> Duration {
+        self.ramp.map(Dur::get).unwrap_or_default()
     }
 }
 
@@ -124,8 +122,8 @@ const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 fn default_connections() -> usize {
     64
 }
-fn default_timeout() -> String {
-    "10s".to_owned()
+fn default_timeout() -> Dur {
+    Dur::from_secs(10)
 }
 fn default_method() -> String {
     "GET".to_owned()
@@ -136,16 +134,6 @@ fn default_weight() -> u32 {
 
 /// The default trust threshold for generator lag.
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(10);
-
-/// Parses a duration string (`500ms`, `30s`, `2m`) for `field`. The one place durations are
-/// parsed, so the lead can swap it for the scenario's `Dur` type.
-pub fn parse_duration(field: &'static str, value: &str) -> Result<Duration, LoadError> {
-    humantime::parse_duration(value.trim()).map_err(|e| LoadError::BadDuration {
-        field,
-        value: value.to_owned(),
-        reason: e.to_string(),
-    })
-}
 
 /// Parses a rate like `2000`, `5k`, `1.5k`, `20k/s`, `300/s` into requests per second.
 pub fn parse_rate(value: &str) -> Result<f64, String> {
@@ -283,21 +271,15 @@ impl LoadSpec {
                 reason: "at least one connection is needed".into(),
             });
         }
-        let timeout = parse_duration("timeout", &self.timeout)?;
+        let timeout = self.timeout.get();
         if timeout.is_zero() {
             return Err(LoadError::OutOfRange {
                 field: "timeout",
                 reason: "a zero timeout fails every request".into(),
             });
         }
-        let connect_timeout = match &self.connect_timeout {
-            Some(s) => parse_duration("connect_timeout", s)?,
-            None => timeout,
-        };
-        let max_lag = match &self.max_lag {
-            Some(s) => parse_duration("max_lag", s)?,
-            None => DEFAULT_MAX_LAG,
-        };
+        let connect_timeout = self.connect_timeout.map_or(timeout, Dur::get);
+        let max_lag = self.max_lag.map_or(DEFAULT_MAX_LAG, Dur::get);
 
         let mut origins: Vec<Origin> = Vec::new();
         let mut resolved = Vec::with_capacity(endpoints.len());

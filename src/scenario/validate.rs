@@ -437,14 +437,6 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             push(p(&[K("load")]), format!("load: {e}"));
         }
     }
-    for (pi, ph) in s.phases.iter().enumerate() {
-        if let Some(Err(e)) = ph.load.as_ref().map(|l| l.ramp_duration()) {
-            push(
-                p(&[K("phases"), I(pi), K("load"), K("ramp")]),
-                format!("phase `{}`: {e}", ph.name),
-            );
-        }
-    }
 
     // Hypothesis and stop conditions.
     let has_load = s.load.is_some();
