@@ -36,7 +36,8 @@ pub(crate) enum Sender {
 
 /// Why a request on an open connection failed.
 pub(crate) enum SendError {
-    /// A reused keep-alive connection the peer had closed while idle: retry on a fresh one.
+    /// A reused keep-alive connection refused the request before any byte of it left (the
+    /// peer had closed it while idle): an idempotent request may go once more on a fresh one.
     Stale,
     /// A real failure, in its class.
     Failed(ErrorClass),

@@ -62,9 +62,11 @@ enum Framing {
 
 /// Why a request on this connection failed.
 pub(crate) enum H1Error {
-    /// The peer closed a reused keep-alive connection before sending any byte of the answer:
-    /// the usual idle-close race; the caller resends an idempotent request once on a fresh
-    /// connection and counts the resend (`retries`).
+    /// A reused keep-alive connection refused the very first byte of the request (the peer
+    /// had closed it while idle: the idle-close race), so nothing of it left. The caller may
+    /// send an idempotent request once more on a fresh connection, and counts that
+    /// (`retries`). Once any byte was written the request may have reached the server, and a
+    /// failure after that is a failure (RFC 9110 §9.2.2 allows more; users' numbers do not).
     Stale,
     /// A real failure.
     Failed(ErrorClass),
@@ -135,18 +137,28 @@ impl H1Conn {
     pub(crate) async fn send(&mut self, request: &[u8], head: bool) -> Result<u16, H1Error> {
         let reused = self.served > 0;
         let fail = |c: ErrorClass| H1Error::Failed(c);
-        if let Err(e) = self.io.write_all(request).await {
-            self.closed = true;
-            return Err(if reused {
-                H1Error::Stale
-            } else {
-                fail(io_class(&e))
-            });
+        // `write` rather than `write_all`: whether any byte left decides whether the request
+        // may be sent again (see `H1Error::Stale`).
+        let mut written = 0;
+        while written < request.len() {
+            match self.io.write(&request[written..]).await {
+                Ok(0) => {
+                    self.closed = true;
+                    return Err(fail(ErrorClass::Reset));
+                }
+                Ok(n) => written += n,
+                Err(e) => {
+                    self.closed = true;
+                    return Err(if reused && written == 0 {
+                        H1Error::Stale
+                    } else {
+                        fail(io_class(&e))
+                    });
+                }
+            }
         }
-        let mut got_bytes = false;
         let (status, framing, keep_alive) = loop {
             if !self.buf.is_empty() {
-                got_bytes = true;
                 let mut headers = [httparse::EMPTY_HEADER; 64];
                 let mut resp = httparse::Response::new(&mut headers);
                 match resp.parse(&self.buf) {
@@ -201,19 +213,11 @@ impl H1Conn {
                 Ok(true) => {}
                 Ok(false) => {
                     self.closed = true;
-                    return Err(if reused && !got_bytes {
-                        H1Error::Stale
-                    } else {
-                        fail(ErrorClass::Reset)
-                    });
+                    return Err(fail(ErrorClass::Reset));
                 }
                 Err(c) => {
                     self.closed = true;
-                    return Err(if reused && !got_bytes && c == ErrorClass::Reset {
-                        H1Error::Stale
-                    } else {
-                        fail(c)
-                    });
+                    return Err(fail(c));
                 }
             }
         };

@@ -62,9 +62,9 @@ pub struct Window {
     /// Requests sent later than `max_lag` after their intended time because every connection
     /// was busy (their wait is in `latency`).
     pub late: u64,
-    /// Times a request was sent again on a fresh connection after a reused keep-alive
-    /// connection failed under it (idempotent methods only). Each request is still counted
-    /// once, by its final outcome.
+    /// Times a request was sent again on a fresh connection because a reused keep-alive
+    /// connection refused its first byte (idempotent methods only; never once a byte left).
+    /// Each request is still counted once, by its final outcome.
     #[serde(default)]
     pub retries: u64,
     /// Closed model only: requests were outstanding for the whole window and none completed

@@ -255,12 +255,13 @@ impl Conns {
     /// One request, due by `deadline` (its intended time + the timeout): connect if needed,
     /// send, read the body. Returns the outcome and how many times it was sent again.
     ///
-    /// Resends (RFC 9110 §9.2.2): a connection seen closed *before* anything is written is
-    /// simply replaced, which is no resend. A reused connection that fails after the request
-    /// was written but before any byte of the answer came (the idle-close race) is retried
-    /// once on a fresh connection, and only for an idempotent method; every such retry is
-    /// counted (`retries`), never hidden. A non-idempotent request is never sent twice: that
-    /// failure is a `reset`.
+    /// Resends: a reused connection seen closed before the request is tried on it is simply
+    /// replaced (nothing was attempted). One that refuses the request's first byte (the peer
+    /// closed it while idle) is tried once more on a fresh connection, only for an idempotent
+    /// method (RFC 9110 §9.2.2), and every such retry is counted (`retries`), never hidden.
+    /// Once any byte of the request was written it may have reached the server, and a failure
+    /// after that is what users felt (`reset` usually): it is never resent, whatever the
+    /// method.
     async fn request(&mut self, shared: &Shared, deadline_ns: u64, now_ns: u64) -> (Outcome, u8) {
         let plan = &shared.plan;
         let ep = &plan.endpoints[self.pick(plan)];
@@ -297,8 +298,7 @@ impl Conns {
                         retries += 1;
                         continue;
                     }
-                    // Stale twice in a row (the peer closes every connection before
-                    // answering), or a method that must not be sent twice.
+                    // Refused twice in a row, or a method that must not be sent twice.
                     Outcome::FastFailure(ErrorClass::Reset)
                 }
                 Some(Err(SendError::Failed(class))) => {

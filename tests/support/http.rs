@@ -243,9 +243,20 @@ impl RawServer {
     }
 
     /// Answers the first request on each connection as keep-alive (no `Connection: close`),
-    /// then reads the next one and closes without answering: the idle-close race of a server
-    /// with one request per connection, every time.
+    /// then reads the next one and closes without answering: a request that reached the
+    /// server and was never answered, every time.
     pub fn one_answer_per_connection() -> RawServer {
+        Self::one_answer_then(true)
+    }
+
+    /// Answers the first request on each connection as keep-alive (no `Connection: close`)
+    /// and closes the connection at once: every reused connection is stale before the next
+    /// request is tried on it.
+    pub fn closes_after_every_answer() -> RawServer {
+        Self::one_answer_then(false)
+    }
+
+    fn one_answer_then(read_next: bool) -> RawServer {
         let answered = Arc::new(AtomicU64::new(0));
         let count = answered.clone();
         let (addr, cancel) = on_thread(move |l, _| async move {
@@ -280,8 +291,10 @@ impl RawServer {
                     if s.write_all(answer).await.is_ok() {
                         count.fetch_add(1, Ordering::Relaxed);
                     }
-                    // The next request on this connection: read and dropped unanswered.
-                    let _ = s.read(&mut chunk).await;
+                    if read_next {
+                        // The next request on this connection: read and dropped unanswered.
+                        let _ = s.read(&mut chunk).await;
+                    }
                 });
             }
         });
