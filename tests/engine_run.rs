@@ -143,7 +143,8 @@ fn a_run_kills_a_replica_the_supervisor_restarts_it_and_nothing_is_left() {
 }
 
 /// Phases that start off a whole second: the load's windows are cut at each phase start, so
-/// every window lies in one phase and a baseline never counts a slice of the chaos.
+/// every window lies in one phase and a baseline never counts a slice of the chaos; none
+/// lies past the timeline's end, and each holds the requests meant for it.
 #[test]
 fn windows_end_at_phase_starts_off_the_whole_second() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,15 +174,22 @@ fn windows_end_at_phase_starts_off_the_whole_second() {
         .collect();
     assert_eq!(phases.len(), 3);
     let windows = journal["windows"].as_array().unwrap();
-    let (last_start, _) = span(windows.last().unwrap(), "t_s", "duration_s");
     for w in windows {
         let (t, d) = span(w, "t_s", "duration_s");
         let inside = phases
             .iter()
-            .any(|(a, b)| t + 1e-6 >= *a && (t + d <= b + 1e-6 || t == last_start));
+            .any(|(a, b)| t + 1e-6 >= *a && t + d <= b + 1e-6);
         assert!(
             inside,
-            "window [{t}, {}) straddles a phase edge: {phases:?}",
+            "window [{t}, {}) straddles a phase edge or the end: {phases:?}",
+            t + d
+        );
+        // Every request in the window of its intended time: 40 a second, whatever the
+        // window's length (a sliver past the end with one request read as a spike).
+        let asked = w["requests"].as_u64().unwrap() + w["dropped"].as_u64().unwrap();
+        assert!(
+            (asked as f64 - 40.0 * d).abs() <= 1.01,
+            "window [{t}, {}) holds {asked} requests at 40/s",
             t + d
         );
     }

@@ -519,6 +519,13 @@ pub async fn run(
                     .started_at()
                     .saturating_duration_since(t0)
                     .as_secs_f64();
+                // No request is meant for after the timeline's end: the load stops there on
+                // its own clock, however late the tail's `finish` runs (a sliver window past
+                // the end with one request read as a spike of hundreds of requests a second).
+                handle.stop_at(
+                    plan.total
+                        .saturating_sub(Duration::from_secs_f64(clock_offset_s)),
+                );
                 let mut live = handle.live();
                 load_handle = Some(Arc::new(handle));
                 let windows = windows.clone();

@@ -363,6 +363,8 @@ impl LoadHandle {
     pub async fn finish_at(mut self, end: Duration) -> LoadSummary {
         let shared = self.shared.clone();
         self.stop_at(end);
+        // An earlier `stop_at` may have set an earlier end: that is the run's end.
+        let end = end.min(Duration::from_nanos(shared.end_ns.load(Ordering::Acquire)));
         shared.stopping.store(true, Ordering::Release);
         shared.stop.cancel();
         let drain = shared.plan.timeout + shared.plan.connect_timeout + Duration::from_secs(1);
