@@ -171,6 +171,36 @@ fn a_held_run_says_so_and_derives_no_slo_items() {
         .all(|a| a.source == ActionSource::Scenario));
 }
 
+/// An empty list of actions proves nothing: the R-3 boxes about actions stay unticked for it,
+/// held run or not, and are ticked once the items exist with owners and due dates.
+#[test]
+fn r3_ticks_no_box_for_an_empty_action_list() {
+    let mut j = held();
+    j.action_items.clear();
+    let md = render_markdown(&j);
+    assert!(
+        md.contains("- [ ] Post-gameday actions defined: none yet"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- [ ] Every action item has an owner and a due date: there are none"),
+        "{md}"
+    );
+    assert!(!md.contains("- [x] Post-gameday actions"), "{md}");
+    let mut j = violated();
+    assert!(!j.action_items.is_empty());
+    for a in &mut j.action_items {
+        a.owner = Some("sre".into());
+        a.due = Some("2027-01-15".into());
+    }
+    let md = render_markdown(&j);
+    assert!(md.contains("- [x] Post-gameday actions defined:"), "{md}");
+    assert!(
+        md.contains("- [x] Every action item has an owner and a due date:"),
+        "{md}"
+    );
+}
+
 #[test]
 fn junit_has_a_case_per_slo_per_phase_and_fails_the_broken_ones() {
     let j = violated();

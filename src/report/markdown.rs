@@ -625,30 +625,54 @@ pub(crate) fn r3_r4(j: &Journal) -> Checklist {
     let measured = !j.windows.is_empty() && !j.slos.is_empty();
     let owned = j.action_items.iter().filter(|a| a.owner.is_some()).count();
     let broke = j.slos.iter().any(|s| !s.passed) || j.faults.iter().any(|f| !f.reverted);
-    let mut r3 = vec![
+    let mut r3 = vec![(
+        measured,
+        format!(
+            "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases.",
+            requests,
+            measured_seconds(j),
+            j.slos.len(),
+            j.phases.len()
+        ),
+    )];
+    // An empty list proves nothing: no box is ticked for it, whatever the verdict (a run
+    // that broke nothing still owes the review its lessons).
+    let items = j.action_items.len();
+    let dated = j
+        .action_items
+        .iter()
+        .filter(|a| a.owner.is_some() && a.due.is_some())
+        .count();
+    r3.push(if items == 0 {
         (
-            measured,
+            false,
             format!(
-                "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases.",
-                requests,
-                measured_seconds(j),
-                j.slos.len(),
-                j.phases.len()
+                "Post-gameday actions defined: none yet{}; write down in the review what this \
+                 run taught, even when nothing broke.",
+                if broke {
+                    ", although an SLO or a revert failed"
+                } else {
+                    ""
+                }
             ),
-        ),
+        )
+    } else {
         (
-            !broke || !j.action_items.is_empty(),
+            true,
+            format!("Post-gameday actions defined: {items} action items ({owned} with an owner)."),
+        )
+    });
+    r3.push((
+        items > 0 && dated == items,
+        if items == 0 {
+            "Every action item has an owner and a due date: there are none to check.".to_owned()
+        } else {
             format!(
-                "Post-gameday actions defined: {} action items ({} with an owner).",
-                j.action_items.len(),
-                owned
-            ),
-        ),
-        (
-            j.action_items.iter().all(|a| a.owner.is_some()),
-            "Every action item has an owner and a due date (fill them in the review).".to_owned(),
-        ),
-    ];
+                "Every action item has an owner and a due date: {dated} of {items} (fill the rest \
+                 in the review)."
+            )
+        },
+    ));
     r3.push(if j.run.participants.len() >= 2 {
         (
             true,
