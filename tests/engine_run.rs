@@ -98,6 +98,44 @@ fn plan_resolves_targets_and_touches_nothing() {
     assert!(pids_with(&marker).is_empty());
 }
 
+/// The phase table keeps its columns whatever the names' lengths.
+#[test]
+fn plan_table_keeps_its_columns_with_a_long_phase_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "baseline-before-the-primary-database-failover-drill";
+    let s = scenario(
+        dir.path(),
+        "table",
+        &format!("  - name: {long}\n    duration: 2s\n  - name: chaos\n    duration: 1m30s\n"),
+    );
+    let o = gameday(&["plan", s.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    let rows: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("PHASE"))
+        .take(3)
+        .collect();
+    assert_eq!(rows.len(), 3, "{t}");
+    assert!(rows[1].contains(long) && rows[2].contains("chaos"), "{t}");
+    // Every row has its ROLE cell where the header has ROLE, after the longest name.
+    let col = |r: &str, word: &str| r.find(word).unwrap_or_else(|| panic!("{word} in {r}"));
+    let role = col(rows[0], "ROLE");
+    assert!(role > long.len(), "{t}");
+    for r in &rows[1..] {
+        let (name, rest) = r.split_at(role);
+        assert!(
+            name.ends_with(' ') && rest.starts_with(|c: char| c.is_ascii_lowercase()),
+            "row not aligned at column {role}: {r:?}\n{t}"
+        );
+    }
+    // The lengths line up on the right.
+    let end = |r: &str, word: &str| col(r, word) + word.len();
+    let length_end = end(rows[0], "LENGTH");
+    assert_eq!(end(rows[1], " 2s"), length_end, "{t}");
+    assert_eq!(end(rows[2], "1m30s"), length_end, "{t}");
+}
+
 #[test]
 fn plan_flags_a_kill_over_the_blast_radius_cap() {
     let dir = tempfile::tempdir().unwrap();

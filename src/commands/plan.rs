@@ -152,18 +152,29 @@ pub fn render(r: &PlanReport) -> String {
         r.plan.phases.len(),
         Dur(r.plan.total)
     ));
-    o.push_str(&format!(
-        "{:<16} {:<9} {:>8} {:>8}\n",
-        "PHASE", "ROLE", "START", "LENGTH"
-    ));
+    // comfy-table sizes each column to its longest cell: hand padding to fixed widths broke
+    // the columns on a long phase name.
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(["PHASE", "ROLE", "START", "LENGTH", "FAULTS"]);
     for p in &r.plan.phases {
-        o.push_str(&format!(
-            "{:<16} {:<9} {:>8} {:>8}\n",
-            p.name,
+        table.add_row([
+            p.name.clone(),
             format!("{:?}", p.role).to_lowercase(),
             Dur(p.start).to_string(),
-            Dur(p.duration).to_string()
-        ));
+            Dur(p.duration).to_string(),
+            p.faults.len().to_string(),
+        ]);
+    }
+    for i in 2..5 {
+        if let Some(c) = table.column_mut(i) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    for line in table.lines() {
+        o.push_str(line.trim_end());
+        o.push('\n');
     }
     o.push('\n');
     if r.faults.is_empty() {
