@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use gameday::load::{self, LoadSpec, Window};
+use gameday::load::{self, LoadSpec, LoadSummary, Window};
 use gameday::report::{read_journal, EventKind, Journal};
 use tokio_util::sync::CancellationToken;
 
@@ -283,6 +283,17 @@ async fn overload_drops_at_the_intended_second_and_says_so() {
     );
 }
 
+/// 150 requests of `method` with a body over 3 s on two connections.
+async fn three_seconds_of(method: &str, server: &RawServer) -> LoadSummary {
+    let mut sp = spec(server.url(), 50.0, 2, "2s");
+    sp.url = None;
+    sp.endpoints = vec![serde_json::from_value(
+        serde_json::json!({ "url": server.url(), "method": method, "body": "order" }),
+    )
+    .unwrap()];
+    run_load(&sp, 3, || {}).await.0
+}
+
 /// A server that closes every keep-alive connection after its answer (without saying
 /// `Connection: close`): the generator sees each connection stale before it tries the next
 /// request on it and takes a fresh one, so every request is sent once and counted once, GET
@@ -291,13 +302,7 @@ async fn overload_drops_at_the_intended_second_and_says_so() {
 async fn keep_alive_closed_after_every_answer_counts_each_request_once() {
     for method in ["GET", "POST"] {
         let server = RawServer::closes_after_every_answer();
-        let mut sp = spec(server.url(), 50.0, 2, "2s");
-        sp.url = None;
-        sp.endpoints = vec![serde_json::from_value(
-            serde_json::json!({ "url": server.url(), "method": method, "body": "order" }),
-        )
-        .unwrap()];
-        let (s, _) = run_load(&sp, 3, || {}).await;
+        let s = three_seconds_of(method, &server).await;
         assert_eq!(s.requests + s.dropped, 150, "{method}: {s:#?}");
         assert_eq!(
             s.ok,
@@ -320,13 +325,7 @@ async fn keep_alive_closed_after_every_answer_counts_each_request_once() {
 async fn a_request_the_server_took_and_never_answered_is_a_failure_not_a_resend() {
     for method in ["GET", "POST"] {
         let server = RawServer::one_answer_per_connection();
-        let mut sp = spec(server.url(), 50.0, 2, "2s");
-        sp.url = None;
-        sp.endpoints = vec![serde_json::from_value(
-            serde_json::json!({ "url": server.url(), "method": method, "body": "order" }),
-        )
-        .unwrap()];
-        let (s, _) = run_load(&sp, 3, || {}).await;
+        let s = three_seconds_of(method, &server).await;
         assert_eq!(s.requests + s.dropped, 150, "{method}: {s:#?}");
         assert_eq!(s.retries, 0, "{method}: never resent: {s:#?}");
         assert_eq!(s.ok, server.answered(), "{method}: {s:#?}");
