@@ -417,14 +417,10 @@ pub fn render_html(j: &Journal) -> String {
     h.push_str("</section>\n");
 
     // Measurement and targets.
-    let untrusted = j.windows.iter().filter(|w| !w.trusted).count();
-    let dropped: u64 = j.windows.iter().map(|w| w.dropped).sum();
     let _ = write!(
         h,
-        "<section id=\"measurement\"><h2>Measurement</h2><p>{} one-second windows; {} untrusted (the load generator lagged); {} requests dropped by the generator.</p>",
-        j.windows.len(),
-        untrusted,
-        dropped
+        "<section id=\"measurement\"><h2>Measurement</h2><p>{}</p>",
+        inline(&super::markdown::measurement(j))
     );
     if !j.targets.is_empty() {
         h.push_str("<h3>Targets</h3><ul>");

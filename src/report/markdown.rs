@@ -523,18 +523,7 @@ pub fn render_markdown(j: &Journal) -> String {
     md.push_str(&r3_r4_markdown(j));
 
     // Measurement quality and targets.
-    let untrusted = j.windows.iter().filter(|w| !w.trusted).count();
-    let dropped: u64 = j.windows.iter().map(|w| w.dropped).sum();
-    let _ = writeln!(
-        md,
-        "## Measurement\n\n{} windows over {:.0} seconds (one second each, shorter where the \
-         run or a phase starts off a whole second); {} untrusted (the load generator lagged); \
-         {} requests dropped by the generator.\n",
-        j.windows.len(),
-        measured_seconds(j),
-        untrusted,
-        dropped
-    );
+    let _ = writeln!(md, "## Measurement\n\n{}\n", measurement(j));
     if !j.targets.is_empty() {
         md.push_str("## Targets\n\n");
         for t in &j.targets {
@@ -606,6 +595,33 @@ fn r3_r4_markdown(j: &Journal) -> String {
     }
     md.push('\n');
     md
+}
+
+/// What the measurement is worth, shared by the renderers: windows, untrusted ones, and what
+/// the generator itself did (drops, counted resends, stalled seconds).
+pub(crate) fn measurement(j: &Journal) -> String {
+    let untrusted = j.windows.iter().filter(|w| !w.trusted).count();
+    let dropped: u64 = j.windows.iter().map(|w| w.dropped).sum();
+    let retries: u64 = j.windows.iter().map(|w| w.retries).sum();
+    let stalled = j.windows.iter().filter(|w| w.stalled).count();
+    let mut out = format!(
+        "{} windows over {:.0} seconds (one second each, shorter where the run or a phase \
+         starts off a whole second); {} untrusted (the load generator lagged); {} requests \
+         dropped by the generator; {} sent a second time because a reused connection refused \
+         them before any byte left (retries, idempotent methods only)",
+        j.windows.len(),
+        measured_seconds(j),
+        untrusted,
+        dropped,
+        retries
+    );
+    if stalled > 0 {
+        out.push_str(&format!(
+            "; {stalled} stalled windows (closed model: requests outstanding and none answered)"
+        ));
+    }
+    out.push('.');
+    out
 }
 
 /// The R-3 / R-4 checklist, shared by the renderers: each line with whether it is met.
