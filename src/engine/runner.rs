@@ -853,18 +853,28 @@ async fn timeline(
         }
         let phase_cancel = cancel.child_token();
         let mut tasks = JoinSet::new();
+        let mut names = std::collections::HashMap::new();
         for (pf, f) in faults.iter().filter(|(p, _)| p.phase == ph.name) {
-            tasks.spawn(fault_task(
+            let h = tasks.spawn(fault_task(
                 ctx.clone(),
                 pf.clone(),
                 f.clone(),
                 phase_cancel.clone(),
+                cancel.clone(),
             ));
+            names.insert(h.id(), pf.clone());
         }
         let completed = sleep_until(ctx.t0 + ph.end(), &cancel).await;
-        // Faults end with their phase at the latest; their tasks revert what they injected.
+        // Faults end with their phase at the latest; their tasks revert what they injected
+        // before they return (see `fault_task`), so the next phase starts without them.
         phase_cancel.cancel();
-        while tasks.join_next().await.is_some() {}
+        while let Some(joined) = tasks.join_next_with_id().await {
+            if let Err(e) = joined {
+                if let Some(pf) = names.get(&e.id()) {
+                    fault_task_died(&ctx, pf, &e).await;
+                }
+            }
+        }
         ends.push(ctx.events.now_s());
         ctx.events.push(
             EventKind::PhaseEnd,
@@ -910,14 +920,21 @@ fn note_fault(ctx: &Ctx, name: &str, f: impl FnOnce(&mut FaultRun)) {
 }
 
 /// One fault's life: wait for its start, inject (again every interval), revert at its end.
-/// On cancellation it returns without reverting: the tail reverts whatever is still active.
+///
+/// A durable fault is reverted here, by its own task, when its hold ends: at its `duration`,
+/// at its next `every`, or when its phase ends (`phase` cancelled). The phase's end and the
+/// hold's deadline are usually the same instant, so the task must not care which of the two
+/// it sees first: both lead to the revert. Only an abort of the whole run (`run` cancelled,
+/// which cancels `phase` with it) leaves the injection to the run's tail, which reverts every
+/// active fault newest first across all targets.
 async fn fault_task(
     ctx: Arc<Ctx>,
     pf: PlannedFault,
     fault: Arc<dyn Fault>,
-    cancel: CancellationToken,
+    phase: CancellationToken,
+    run: CancellationToken,
 ) {
-    if !sleep_until(ctx.t0 + pf.start, &cancel).await {
+    if !sleep_until(ctx.t0 + pf.start, &phase).await {
         return;
     }
     let end = ctx.t0 + pf.end;
@@ -926,19 +943,56 @@ async fn fault_task(
         let next = pf.every.map(|e| Instant::now() + e);
         if let (Some(id), true) = (id, pf.durable) {
             let hold_until = next.map_or(end, |n| n.min(end));
-            if !sleep_until(hold_until, &cancel).await {
-                return;
+            let held = sleep_until(hold_until, &phase).await;
+            if !held && run.is_cancelled() {
+                return; // the tail reverts it, in order with everything else
             }
             revert_one(&ctx, id).await;
+            if !held {
+                return; // the phase is over
+            }
         }
         match next {
             Some(n) if n < end => {
-                if !sleep_until(n, &cancel).await {
+                if !sleep_until(n, &phase).await {
                     return;
                 }
             }
             _ => return,
         }
+    }
+}
+
+/// A fault task that panicked (or was cancelled from outside) may have left its injection
+/// active: say so in the event log, then revert every injection of that fault now rather
+/// than leave it on until the run's tail.
+async fn fault_task_died(ctx: &Ctx, pf: &PlannedFault, e: &tokio::task::JoinError) {
+    let why = if e.is_panic() {
+        let p = e.to_string();
+        format!("the task of fault `{}` panicked ({p})", pf.name)
+    } else {
+        format!("the task of fault `{}` was cancelled", pf.name)
+    };
+    ctx.events.push(
+        EventKind::Error,
+        Some(&pf.phase),
+        Some((pf.name.as_str(), pf.kind.as_str())),
+        vec![],
+        false,
+        format!("{why}; reverting what it injected"),
+    );
+    note_fault(ctx, &pf.name, |r| r.errors.push(why.clone()));
+    let ids: Vec<u64> = ctx
+        .active
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .filter(|a| a.name == pf.name)
+        .map(|a| a.id)
+        .collect();
+    for id in ids {
+        revert_one(ctx, id).await;
     }
 }
 
@@ -1259,5 +1313,104 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
                 passed: worst.is_some_and(|w| w <= max),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::local::LocalSandbox;
+    use crate::targets::Resolution;
+
+    /// A fault whose injection panics after the engine has recorded and activated it: the
+    /// shape of a bug in a fault kind, which must not leave its injection behind.
+    struct PanickingFault;
+
+    #[async_trait::async_trait]
+    impl Fault for PanickingFault {
+        fn kind(&self) -> &'static str {
+            "process_kill"
+        }
+        async fn resolve(&self) -> Result<Resolution, TargetError> {
+            Ok(Resolution::default())
+        }
+        async fn prepare(&self) -> Result<Prepared, TargetError> {
+            Ok(Prepared {
+                targets: vec!["pid 0".into()],
+                undo: serde_json::json!({}),
+                irreversible: false,
+            })
+        }
+        async fn inject(&self, _: &Prepared, _: SystemTime) -> Result<(), TargetError> {
+            panic!("a bug in a fault kind");
+        }
+    }
+
+    /// Regression (issue #13): a panic in a fault task vanished without an event, and its
+    /// injection stayed active until the run's tail. Now it is an event and a revert.
+    #[tokio::test]
+    async fn a_panic_in_a_fault_task_is_an_event_and_a_revert() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::create(&dir.path().join("ledger.jsonl")).unwrap());
+        let t0 = Instant::now();
+        let ctx = Arc::new(Ctx {
+            metrics: Metrics::new(),
+            status: Default::default(),
+            t0,
+            ledger: ledger.clone(),
+            targets: Targets {
+                local: Some(LocalSandbox::for_recovery()),
+                ..Targets::default()
+            },
+            events: EventLog::new(t0),
+            active: Arc::default(),
+            faults: Arc::default(),
+            abort: Abort::new(),
+        });
+        let entry: crate::scenario::model::FaultEntry = serde_json::from_value(
+            serde_json::json!({"name": "boom", "process_kill": {"service": "web"}}),
+        )
+        .unwrap();
+        let pf = PlannedFault {
+            name: "boom".into(),
+            kind: "process_kill".into(),
+            target: "local".into(),
+            phase: "chaos".into(),
+            start: Duration::ZERO,
+            end: Duration::from_millis(200),
+            every: None,
+            durable: true,
+            entry,
+        };
+        let s: crate::scenario::model::Scenario = crate::scenario::load_str(
+            "t.yaml",
+            "apiVersion: gameday/v1\nkind: Gameday\nmetadata: { name: t }\ntarget:\n  local:\n    services:\n      - { name: web, command: [true] }\nphases:\n  - name: chaos\n    duration: 200ms\n",
+        )
+        .unwrap()
+        .scenario;
+        let plan = Plan::new(&s);
+        let fault: Arc<dyn Fault> = Arc::new(PanickingFault);
+        timeline(
+            ctx.clone(),
+            plan,
+            vec![(pf, fault)],
+            None,
+            CancellationToken::new(),
+        )
+        .await;
+        let events = ctx.events.snapshot();
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Error
+                && e.message.contains("the task of fault `boom` panicked")),
+            "{events:#?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::Revert && e.fault.as_deref() == Some("boom")),
+            "{events:#?}"
+        );
+        assert!(ctx.active.lock().unwrap().is_empty());
+        assert!(ledger::pending(&ledger::read(ledger.path()).unwrap()).is_empty());
     }
 }
