@@ -1,13 +1,16 @@
 //! The life of one injection in the engine (issue #13): a fault ends with its phase, every
 //! time; a ledger that cannot be read is never "clean"; reverts are retried.
 
+use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use gameday::engine::events::EventKind;
 use gameday::engine::runner::{self, Abort, Outcome, RunOptions};
 
-use crate::support::{free_port, pids_with};
+use crate::support::{cmd, free_port, pids_with, text};
 
 /// A local fleet of one `python3 -m http.server` behind gameday's proxy, a `network` latency
 /// fault with no `duration` (so it ends with its phase), then a recovery phase.
@@ -90,4 +93,172 @@ async fn a_fault_without_duration_is_reverted_at_its_phase_end_every_time() {
         assert_eq!(r.pending, 0, "round {round}");
     }
     assert!(pids_with(&marker).is_empty(), "fleet left running");
+}
+
+/// A two-replica `python3 -m http.server` fleet and one long phase, as a scenario file for
+/// the binary.
+fn fleet_scenario(dir: &Path, marker: &str, phase: &str) -> std::path::PathBuf {
+    let www = dir.join(marker);
+    std::fs::create_dir_all(&www).unwrap();
+    let text = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: lifecycle
+target:
+  local:
+    services:
+      - name: web
+        command: [python3, -m, http.server, --bind, 127.0.0.1, --directory, "{www}", "$PORT"]
+        replicas: 2
+        health: /
+phases:
+  - name: chaos
+    duration: {phase}
+"#,
+        www = www.display()
+    );
+    let p = dir.join("scenario.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run_cmd(scenario: &Path, out: &Path) -> Command {
+    let mut c = cmd();
+    c.arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .arg("--no-progress");
+    c
+}
+
+/// The one ledger under `out`, once it exists.
+fn ledger_in(out: &Path) -> Option<std::path::PathBuf> {
+    let run = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
+    Some(run.join("ledger.jsonl")).filter(|p| p.is_file())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Waits for both replicas' records, then tears a line in the middle of the ledger (a
+/// fragment with a newline, so the runner's later records follow it).
+fn tear_ledger_once_fleet_is_up(out: &Path) -> std::path::PathBuf {
+    let mut ledger = None;
+    wait_for(
+        "two fleet records in the ledger",
+        Duration::from_secs(30),
+        || {
+            ledger = ledger_in(out);
+            ledger.as_ref().is_some_and(|l| {
+                std::fs::read_to_string(l)
+                    .unwrap_or_default()
+                    .matches("\"kind\":\"process\"")
+                    .count()
+                    >= 2
+            })
+        },
+    );
+    let ledger = ledger.unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&ledger)
+        .unwrap()
+        .write_all(b"{\"op\":\"inject\",\"id\":99,\"fau\n")
+        .unwrap();
+    ledger
+}
+
+/// Regression (issue #13): the run's tail read the ledger with `unwrap_or_default()`, so a
+/// ledger it could not read counted as "nothing pending" and the run wrote
+/// `run_end {clean: true}` and exited normally. Now: exit 4, a message naming the ledger
+/// line, and a ledger that does not claim to be clean.
+#[test]
+fn a_torn_ledger_line_is_never_read_as_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("torn-run-{}", std::process::id());
+    let s = fleet_scenario(dir.path(), &marker, "3s");
+    let out = dir.path().join("reports");
+    let child = run_cmd(&s, &out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ledger = tear_ledger_once_fleet_is_up(&out);
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains(&format!("{}:", ledger.display())) && t.contains("not a ledger record"),
+        "the message names the ledger line: {t}"
+    );
+    assert!(t.contains("gameday recover --ledger"), "{t}");
+    let last = std::fs::read_to_string(&ledger).unwrap();
+    let last = last.lines().last().unwrap();
+    assert!(
+        last.contains("run_end") && last.contains("\"clean\":false"),
+        "{last}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet left running");
+}
+
+/// A torn line and a killed runner: `recover` still reverts what the readable lines name
+/// (both replicas, by their ledger records, not only by their environment mark), names the
+/// line it could not read, and exits 4 because that line cannot be judged.
+#[test]
+fn recover_reverts_what_the_readable_lines_of_a_torn_ledger_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("torn-recover-{}", std::process::id());
+    let s = fleet_scenario(dir.path(), &marker, "60s");
+    let out = dir.path().join("reports");
+    let mut child = run_cmd(&s, &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ledger = tear_ledger_once_fleet_is_up(&out);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The fragment may be the last line now (a torn last line is skipped by design: it was
+    // never fsync'd, so its action never started); damage one in the middle too, after the
+    // run's start and before the replicas' records.
+    let lines: Vec<String> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut damaged = vec![lines[0].clone(), "{\"op\":\"revert\",\"id\":".to_string()];
+    damaged.extend(lines[1..].iter().cloned());
+    std::fs::write(&ledger, damaged.join("\n") + "\n").unwrap();
+    assert!(
+        !pids_with(&marker).is_empty(),
+        "the killed runner left its fleet"
+    );
+    let o = cmd()
+        .arg("recover")
+        .arg("--ledger")
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert_eq!(
+        t.matches("reverted fleet (process): pid").count(),
+        2,
+        "both replicas reverted from their records: {t}"
+    );
+    assert!(
+        t.contains(&format!("{}:", ledger.display())) && t.contains("not a ledger record"),
+        "{t}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet left running: {t}");
 }

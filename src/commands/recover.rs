@@ -25,7 +25,7 @@ pub async fn run(args: &RecoverArgs) -> i32 {
                 code = 4;
             }
             Ok(r) => {
-                if r.reverted.is_empty() && r.failed.is_empty() {
+                if r.reverted.is_empty() && r.failed.is_empty() && r.unreadable.is_empty() {
                     println!("{}: nothing pending", l.display());
                 }
                 for x in &r.reverted {
@@ -33,6 +33,15 @@ pub async fn run(args: &RecoverArgs) -> i32 {
                 }
                 for x in &r.failed {
                     eprintln!("{}: FAILED to revert {x}", l.display());
+                    code = 4;
+                }
+                for u in &r.unreadable {
+                    eprintln!(
+                        "{}:{}: not a ledger record ({}); whatever it named was not reverted: check the target by hand, then delete the line",
+                        l.display(),
+                        u.line,
+                        u.error
+                    );
                     code = 4;
                 }
             }

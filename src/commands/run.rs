@@ -76,11 +76,14 @@ pub async fn run(args: &RunArgs) -> i32 {
             "ABORTED ({}); every fault was reverted",
             result.abort_reason.as_deref().unwrap_or("?")
         ),
-        Outcome::RevertIncomplete => format!(
-            "REVERT INCOMPLETE: {} injection(s) still active; run `gameday recover --ledger {}`",
-            result.pending,
-            result.ledger_path.display()
-        ),
+        Outcome::RevertIncomplete => match &result.ledger_error {
+            Some(why) => format!("REVERT NOT CONFIRMED: {why}"),
+            None => format!(
+                "REVERT INCOMPLETE: {} injection(s) still active; run `gameday recover --ledger {}`",
+                result.pending,
+                result.ledger_path.display()
+            ),
+        },
         Outcome::Unreachable => format!(
             "TARGET UNREACHABLE: {}",
             result.abort_reason.as_deref().unwrap_or("?")

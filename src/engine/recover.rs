@@ -23,6 +23,8 @@ pub struct Recovered {
     pub failed: Vec<String>,
     /// Skipped because its runner still runs.
     pub skipped_live: bool,
+    /// Lines that are not ledger records: what they named, if anything, was not reverted.
+    pub unreadable: Vec<ledger::Unreadable>,
 }
 
 /// The environment variable that marks every fleet process with its run's ledger
@@ -77,6 +79,7 @@ pub fn find_pending(out: &Path) -> Vec<PathBuf> {
                     !ledger::pending(&r).is_empty()
                         || !r.iter().any(|x| matches!(x, Record::RunEnd { .. }))
                 })
+                // Unreadable: never assumed clean.
                 .unwrap_or(true)
         })
         .collect();
@@ -107,12 +110,14 @@ fn runner_alive(records: &[Record]) -> bool {
 
 /// Recovers one ledger.
 pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovered> {
-    let records = ledger::read(path)?;
+    // Lenient: a damaged line must not stop the undo of what the other lines name.
+    let (records, unreadable) = ledger::read_lenient(path)?;
     let mut out = Recovered {
         ledger: path.to_path_buf(),
         reverted: vec![],
         failed: vec![],
         skipped_live: false,
+        unreadable,
     };
     if !force && runner_alive(&records) {
         out.skipped_live = true;
@@ -178,7 +183,7 @@ pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovere
         ));
     }
     writer.append(&Record::RunEnd {
-        clean: out.failed.is_empty(),
+        clean: out.failed.is_empty() && out.unreadable.is_empty(),
         at: now_rfc3339(),
     })?;
     Ok(out)

@@ -254,6 +254,10 @@ pub struct RunResult {
     pub recovery: Vec<Recovery>,
     /// Injections left pending (run `gameday recover`).
     pub pending: usize,
+    /// The ledger could not be read back (or its end not written) at the end of the run:
+    /// the run is not known to be clean, so it exits 4 with this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_error: Option<String>,
     /// Every reading of the hypothesis's Kubernetes probes.
     pub probes: Vec<super::probes::ProbeSample>,
 }
@@ -352,6 +356,7 @@ pub async fn run(
         slos: vec![],
         recovery: vec![],
         pending: 0,
+        ledger_error: None,
         probes: vec![],
     };
 
@@ -692,14 +697,34 @@ pub async fn run(
     }
     root.cancel();
     let _ = progress.await;
-    let pending = ledger::read(&ledger_path)
-        .map(|r| ledger::pending(&r))
-        .unwrap_or_default();
-    let _ = ledger.append(&Record::RunEnd {
-        clean: pending.is_empty(),
+    // The ledger is what `recover` will trust, so it, not the memory of this process, says
+    // whether the run is clean; a ledger that cannot be read says nothing, which is never
+    // "clean" (exit 4 with the reason, and `recover` reverts what its readable lines name).
+    let in_memory = active.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let clean = match ledger::read(&ledger_path) {
+        Ok(records) => {
+            result.pending = ledger::pending(&records).len().max(in_memory);
+            result.pending == 0
+        }
+        Err(e) => {
+            let why = format!(
+                "{e}; whether every injection was reverted cannot be checked from it: run `gameday recover --ledger {}`, which reverts what its readable lines name",
+                ledger_path.display()
+            );
+            events.push(EventKind::Error, None, None, vec![], false, why.clone());
+            result.pending = in_memory;
+            result.ledger_error = Some(why);
+            false
+        }
+    };
+    if let Err(e) = ledger.append(&Record::RunEnd {
+        clean,
         at: now_rfc3339(),
-    });
-    result.pending = pending.len();
+    }) {
+        let why = format!("cannot record the run's end: {e}");
+        events.push(EventKind::Error, None, None, vec![], false, why.clone());
+        result.ledger_error.get_or_insert(why);
+    }
 
     // Judge.
     result.windows = windows.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -743,7 +768,7 @@ pub async fn run(
     judge(s, &mut result);
     result.events = events.snapshot();
     result.ended_at = now_rfc3339();
-    result.outcome = if result.pending > 0 {
+    result.outcome = if result.pending > 0 || result.ledger_error.is_some() {
         Outcome::RevertIncomplete
     } else if aborted.is_some() {
         Outcome::Aborted
