@@ -23,4 +23,5 @@ mod sandbox_spot;
 mod sandbox_support;
 mod security;
 mod self_faults;
+mod signals;
 mod truthful;

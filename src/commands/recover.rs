@@ -7,6 +7,8 @@ use crate::engine::recover;
 /// Exit 0 when nothing is left injected, 4 when something could not be reverted.
 pub async fn run(args: &RecoverArgs) -> i32 {
     let ledgers = match &args.ledger {
+        // A run folder names its ledger: the folder is what people copy from the output.
+        Some(l) if l.is_dir() => vec![l.join("ledger.jsonl")],
         Some(l) => vec![l.clone()],
         None => recover::find_pending(&args.out),
     };

@@ -63,6 +63,33 @@ fn marked_processes(ledger: &Path) -> Vec<ProcessUndo> {
         .collect()
 }
 
+/// Stops every live fleet process of this ledger's run, named by its records or by its
+/// [`LEDGER_ENV`] mark, without writing to the ledger (the runner may still hold it; a later
+/// `recover` finds them gone, which is a successful revert). Returns how many were
+/// signalled. For a forced exit: replicas live in process groups of their own, so exiting
+/// alone would leave them running.
+pub async fn stop_fleet(ledger: &Path) -> usize {
+    let mut procs: Vec<ProcessUndo> = ledger::read_lenient(ledger)
+        .map(|(r, _)| ledger::pending(&r))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.kind == "process")
+        .filter_map(|p| serde_json::from_value(p.prepared.undo).ok())
+        .collect();
+    procs.extend(marked_processes(ledger));
+    procs.retain(process_alive);
+    procs.sort_by_key(|p| p.pid);
+    procs.dedup_by_key(|p| p.pid);
+    let n = procs.len();
+    // In parallel, with a short grace: the person asked to exit now.
+    let mut stops = tokio::task::JoinSet::new();
+    for p in procs {
+        stops.spawn(async move { stop_process(&p, Duration::from_millis(500)).await });
+    }
+    while stops.join_next().await.is_some() {}
+    n
+}
+
 /// Ledgers under `out` (one level of run folders) that still have pending injections, or
 /// whose run never recorded its end (a killed runner may have left an unrecorded process).
 pub fn find_pending(out: &Path) -> Vec<PathBuf> {

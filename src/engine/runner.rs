@@ -77,6 +77,9 @@ pub struct RunOptions {
 pub struct Abort {
     token: CancellationToken,
     reason: Arc<Mutex<Option<(EventKind, String)>>>,
+    /// The run's ledger, once created: a forced exit stops the fleet it names and tells the
+    /// person this exact file for `recover`.
+    ledger: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl Abort {
@@ -110,6 +113,19 @@ impl Abort {
     /// Whether triggered.
     pub fn is_triggered(&self) -> bool {
         self.token.is_cancelled()
+    }
+
+    /// Records the run's ledger file (the runner, right after creating it).
+    pub fn set_ledger(&self, path: PathBuf) {
+        *self.ledger.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+    }
+
+    /// The run's ledger file, once it exists.
+    pub fn ledger(&self) -> Option<PathBuf> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -317,6 +333,7 @@ pub async fn run(
     })?;
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    abort.set_ledger(ledger_path.clone());
     let root = CancellationToken::new();
     let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes).await;
     let target_configs: BTreeMap<String, serde_json::Value> = targets
