@@ -96,7 +96,8 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
     /// The ledger to recover (a `ledger.jsonl`, or the run folder that holds it); without
-    /// it, every ledger under `--out` with pending injections.
+    /// it, every unfinished run under `--out` and in the run index
+    /// (`$XDG_STATE_HOME/gameday`, else `~/.local/state/gameday`).
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Where runs are written (searched when `--ledger` is not given).

@@ -262,3 +262,67 @@ fn recover_reverts_what_the_readable_lines_of_a_torn_ledger_name() {
     );
     assert!(pids_with(&marker).is_empty(), "fleet left running: {t}");
 }
+
+/// Regression (issue #13): `recover` looked only under `--out` of the current directory, so
+/// run from elsewhere after a SIGKILL it said "nothing to recover" and exited 0 with the
+/// fleet still running. Every run now registers its folder in the state directory's index.
+#[test]
+fn recover_from_another_directory_finds_a_killed_run_through_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (here, elsewhere) = (dir.path().join("here"), dir.path().join("elsewhere"));
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let marker = format!("index-{}", std::process::id());
+    let s = fleet_scenario(dir.path(), &marker, "60s");
+    let mut child = cmd()
+        .current_dir(&here)
+        .env("XDG_STATE_HOME", &state)
+        .arg("run")
+        .arg(&s)
+        .args(["--out", "reports", "--no-progress"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = here.join("reports");
+    wait_for("the fleet in the ledger", Duration::from_secs(30), || {
+        ledger_in(&out).is_some_and(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .matches("\"kind\":\"process\"")
+                .count()
+                >= 2
+        })
+    });
+    child.kill().unwrap(); // SIGKILL: no cleanup at all
+    child.wait().unwrap();
+    assert!(
+        !pids_with(&marker).is_empty(),
+        "the killed runner left its fleet"
+    );
+    let recover = || {
+        cmd()
+            .current_dir(&elsewhere)
+            .env("XDG_STATE_HOME", &state)
+            .arg("recover")
+            .output()
+            .unwrap()
+    };
+    let o = recover();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("1 more in the run index"), "{t}");
+    assert!(
+        t.contains(&ledger_in(&out).unwrap().display().to_string()),
+        "names the ledger: {t}"
+    );
+    assert!(t.contains("reverted fleet (process): pid"), "{t}");
+    assert!(pids_with(&marker).is_empty(), "fleet left running: {t}");
+    let again = recover();
+    assert!(
+        text(&again).contains("nothing to recover"),
+        "{}",
+        text(&again)
+    );
+}

@@ -90,8 +90,18 @@ pub async fn stop_fleet(ledger: &Path) -> usize {
     n
 }
 
-/// Ledgers under `out` (one level of run folders) that still have pending injections, or
-/// whose run never recorded its end (a killed runner may have left an unrecorded process).
+/// Whether a ledger may still need `recover`: it has pending injections, its run never
+/// recorded its end (a killed runner may have left an unrecorded process), or it cannot be
+/// read (never assumed clean).
+pub fn needs_recover(ledger: &Path) -> bool {
+    ledger::read(ledger)
+        .map(|r| {
+            !ledger::pending(&r).is_empty() || !r.iter().any(|x| matches!(x, Record::RunEnd { .. }))
+        })
+        .unwrap_or(true)
+}
+
+/// Ledgers under `out` (one level of run folders) that may still need `recover`.
 pub fn find_pending(out: &Path) -> Vec<PathBuf> {
     let Ok(dirs) = std::fs::read_dir(out) else {
         return vec![];
@@ -100,18 +110,27 @@ pub fn find_pending(out: &Path) -> Vec<PathBuf> {
         .filter_map(|d| d.ok())
         .map(|d| d.path().join("ledger.jsonl"))
         .filter(|p| p.is_file())
-        .filter(|p| {
-            ledger::read(p)
-                .map(|r| {
-                    !ledger::pending(&r).is_empty()
-                        || !r.iter().any(|x| matches!(x, Record::RunEnd { .. }))
-                })
-                // Unreadable: never assumed clean.
-                .unwrap_or(true)
-        })
+        .filter(|p| needs_recover(p))
         .collect();
     v.sort();
     v
+}
+
+/// Ledgers of the runs in the state directory's index ([`super::run_index`]) that may still
+/// need `recover`; entries of finished runs are removed on the way.
+pub fn find_pending_indexed() -> Vec<PathBuf> {
+    super::run_index::ledgers()
+        .into_iter()
+        .filter(|l| {
+            let needs = needs_recover(l);
+            if !needs {
+                if let Some(dir) = l.parent() {
+                    super::run_index::forget_dir(dir);
+                }
+            }
+            needs
+        })
+        .collect()
 }
 
 fn runner_alive(records: &[Record]) -> bool {

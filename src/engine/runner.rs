@@ -334,6 +334,14 @@ pub async fn run(
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
     abort.set_ledger(ledger_path.clone());
+    // So that `recover` finds this run from any directory. Not fatal: the ledger under
+    // `--out` is the safety net; the index only saves a person from having to know where.
+    if let Err(e) = super::run_index::register(&run_id, &run_dir) {
+        tracing::warn!(
+            "cannot register the run in the state directory ({e}); if this run is killed, `gameday recover` finds it only under {} (set XDG_STATE_HOME or HOME to fix)",
+            opts.out_dir.display()
+        );
+    }
     let root = CancellationToken::new();
     let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes).await;
     let target_configs: BTreeMap<String, serde_json::Value> = targets
@@ -734,13 +742,17 @@ pub async fn run(
             false
         }
     };
-    if let Err(e) = ledger.append(&Record::RunEnd {
+    match ledger.append(&Record::RunEnd {
         clean,
         at: now_rfc3339(),
     }) {
-        let why = format!("cannot record the run's end: {e}");
-        events.push(EventKind::Error, None, None, vec![], false, why.clone());
-        result.ledger_error.get_or_insert(why);
+        Ok(()) if clean => super::run_index::forget(&result.run_id),
+        Ok(()) => {}
+        Err(e) => {
+            let why = format!("cannot record the run's end: {e}");
+            events.push(EventKind::Error, None, None, vec![], false, why.clone());
+            result.ledger_error.get_or_insert(why);
+        }
     }
 
     // Judge.
@@ -844,10 +856,15 @@ fn finish_early(
         false,
         format!("{reason}; nothing was injected"),
     );
-    let _ = ledger.append(&Record::RunEnd {
-        clean: true,
-        at: now_rfc3339(),
-    });
+    if ledger
+        .append(&Record::RunEnd {
+            clean: true,
+            at: now_rfc3339(),
+        })
+        .is_ok()
+    {
+        super::run_index::forget(&result.run_id);
+    }
     result.outcome = outcome;
     result.abort_reason = Some(reason);
     result.events = events.snapshot();
