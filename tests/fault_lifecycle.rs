@@ -326,3 +326,56 @@ fn recover_from_another_directory_finds_a_killed_run_through_the_index() {
         text(&again)
     );
 }
+
+/// Regression (issue #13): `process_kill` compared only the kills about to be made with the
+/// cap, then picked among the running replicas, so `every:` took a second replica while the
+/// first was still restarting: both of two replicas down "within" a cap of one. Here the
+/// killed replica stays down for its 5 s restart backoff; the kills every 400 ms after the
+/// first are refused, naming the replica already down.
+#[test]
+fn a_kill_is_refused_when_a_replica_already_down_fills_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("cap-down-{}", std::process::id());
+    let www = dir.path().join(&marker);
+    std::fs::create_dir_all(&www).unwrap();
+    let yaml = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: cap-down
+target:
+  local:
+    max_percent: 50
+    services:
+      - name: web
+        command: [python3, -m, http.server, --bind, 127.0.0.1, --directory, "{www}", "$PORT"]
+        replicas: 2
+        health: /
+        backoff: 5s
+phases:
+  - name: chaos
+    duration: 1500ms
+    faults:
+      - name: kill-often
+        every: 400ms
+        process_kill: {{ service: web }}
+"#,
+        www = www.display()
+    );
+    let s = dir.path().join("cap.yaml");
+    std::fs::write(&s, yaml).unwrap();
+    let out = dir.path().join("reports");
+    let o = run_cmd(&s, &out).output().unwrap();
+    let t = text(&o);
+    let ledger = std::fs::read_to_string(ledger_in(&out).unwrap()).unwrap();
+    let kills = ledger
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"process_kill\""))
+        .count();
+    assert_eq!(kills, 1, "only the first kill fits the cap: {ledger}\n{t}");
+    assert!(
+        t.contains("would leave 2 of 2 replicas of `web` down (1 already down or unready)"),
+        "{t}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet left running");
+}
