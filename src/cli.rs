@@ -95,7 +95,9 @@ pub struct RunArgs {
 /// `gameday recover`.
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
-    /// The ledger to recover; without it, every ledger under `--out` with pending injections.
+    /// The ledger to recover (a `ledger.jsonl`, or the run folder that holds it); without
+    /// it, every unfinished run under `--out` and in the run index
+    /// (`$XDG_STATE_HOME/gameday`, else `~/.local/state/gameday`).
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Where runs are written (searched when `--ledger` is not given).

@@ -39,8 +39,8 @@ pub fn run(cli: Cli) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("gameday: cannot start the async runtime: {e}");
-            return 4;
+            eprintln!("gameday: cannot start the async runtime: {e}; nothing was started");
+            return commands::EXIT_INTERNAL;
         }
     };
     let span = observe::logging::service_span();

@@ -7,3 +7,8 @@ pub mod validate;
 
 /// Exit code for invalid input or usage.
 pub const EXIT_INVALID: i32 = 2;
+
+/// Exit code when gameday itself cannot work (its async runtime or its signal handlers
+/// cannot be set up): nothing was started. Distinct from 4, which only ever means "a revert
+/// did not complete, run `gameday recover`".
+pub const EXIT_INTERNAL: i32 = 6;

@@ -41,9 +41,9 @@ pub async fn run(args: &RunArgs) -> i32 {
         metrics_addr,
         metrics_addr_is_default: args.metrics_addr == crate::observe::metrics::DEFAULT_ADDR,
     };
-    if let Err(e) = signals::install(abort.clone(), active.clone(), args.out.clone()) {
-        eprintln!("gameday: cannot install signal handlers: {e}");
-        return 4;
+    if let Err(e) = signals::install(abort.clone(), active.clone()) {
+        eprintln!("gameday: cannot install signal handlers: {e}; nothing was started");
+        return super::EXIT_INTERNAL;
     }
     let result = match runner::run(&loaded, &opts, abort, active).await {
         Ok(r) => r,
@@ -76,11 +76,14 @@ pub async fn run(args: &RunArgs) -> i32 {
             "ABORTED ({}); every fault was reverted",
             result.abort_reason.as_deref().unwrap_or("?")
         ),
-        Outcome::RevertIncomplete => format!(
-            "REVERT INCOMPLETE: {} injection(s) still active; run `gameday recover --ledger {}`",
-            result.pending,
-            result.ledger_path.display()
-        ),
+        Outcome::RevertIncomplete => match &result.ledger_error {
+            Some(why) => format!("REVERT NOT CONFIRMED: {why}"),
+            None => format!(
+                "REVERT INCOMPLETE: {} injection(s) still active; run `gameday recover --ledger {}`",
+                result.pending,
+                result.ledger_path.display()
+            ),
+        },
         Outcome::Unreachable => format!(
             "TARGET UNREACHABLE: {}",
             result.abort_reason.as_deref().unwrap_or("?")

@@ -156,6 +156,17 @@ impl Ledger {
         )
         .open(path)
         .map_err(io)?;
+        // The file's own fsyncs make its contents durable, not its name: until the folder
+        // is synced, a crash can lose the directory entry and with it every record, so that
+        // `recover` finds no ledger at all.
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         Ok(Ledger {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner { file, next_id: 1 }),
@@ -164,7 +175,10 @@ impl Ledger {
 
     /// Opens an existing ledger to append to it (`recover` writes its reverts there).
     pub fn open_append(path: &Path) -> Result<Self, LedgerError> {
-        let records = read(path)?;
+        // Lenient: `recover` must be able to record its reverts in a ledger with an
+        // unreadable line (ids stay unique: they come from the readable injections, and an
+        // unreadable line's id, if it had one, is below a later readable one's).
+        let (records, _) = read_lenient(path)?;
         let next_id = records
             .iter()
             .filter_map(|r| match r {
@@ -264,13 +278,55 @@ impl Ledger {
     }
 }
 
-/// Reads every record of a ledger file.
+/// A ledger line that is not a record (not the torn last line a crash leaves, which is
+/// skipped: that record was never fsync'd, so its action never started).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unreadable {
+    /// 1-based line number.
+    pub line: usize,
+    /// Why it is not a record.
+    pub error: String,
+}
+
+/// Reads every record of a ledger file; any unreadable line but a torn last one is an error,
+/// so that a damaged ledger is never taken for one with nothing pending.
 pub fn read(path: &Path) -> Result<Vec<Record>, LedgerError> {
+    let (records, bad) = scan(path)?;
+    match bad.into_iter().next() {
+        None => Ok(records),
+        Some((line, source)) => Err(LedgerError::Corrupt {
+            path: path.into(),
+            line,
+            source,
+        }),
+    }
+}
+
+/// Reads what can be read of a ledger, and names the lines that could not: `recover`
+/// reverts what the readable lines name, then says which lines it could not judge.
+pub fn read_lenient(path: &Path) -> Result<(Vec<Record>, Vec<Unreadable>), LedgerError> {
+    let (records, bad) = scan(path)?;
+    let bad = bad
+        .into_iter()
+        .map(|(line, e)| Unreadable {
+            line,
+            error: e.to_string(),
+        })
+        .collect();
+    Ok((records, bad))
+}
+
+/// Lines that did not parse, with their 1-based numbers.
+type BadLines = Vec<(usize, serde_json::Error)>;
+
+fn scan(path: &Path) -> Result<(Vec<Record>, BadLines), LedgerError> {
     let file = File::open(path).map_err(|source| LedgerError::Io {
         path: path.into(),
         source,
     })?;
     let mut out = Vec::new();
+    let mut bad = Vec::new();
+    let last = count_lines(path);
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|source| LedgerError::Io {
             path: path.into(),
@@ -283,17 +339,11 @@ pub fn read(path: &Path) -> Result<Vec<Record>, LedgerError> {
             Ok(r) => out.push(r),
             // A torn last line is what a crash mid-append leaves: the record was never
             // fsync'd, so the action it announced never started. Anything else is corrupt.
-            Err(_) if i + 1 == count_lines(path) => break,
-            Err(source) => {
-                return Err(LedgerError::Corrupt {
-                    path: path.into(),
-                    line: i + 1,
-                    source,
-                })
-            }
+            Err(_) if i + 1 == last => break,
+            Err(source) => bad.push((i + 1, source)),
         }
     }
-    Ok(out)
+    Ok((out, bad))
 }
 
 fn count_lines(path: &Path) -> usize {
@@ -459,5 +509,8 @@ mod tests {
             read(&path),
             Err(LedgerError::Corrupt { line: 1, .. })
         ));
+        let (records, bad) = read_lenient(&path).unwrap();
+        assert_eq!(records.len(), 1, "the readable record is still read");
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![1]);
     }
 }

@@ -23,6 +23,8 @@ pub struct Recovered {
     pub failed: Vec<String>,
     /// Skipped because its runner still runs.
     pub skipped_live: bool,
+    /// Lines that are not ledger records: what they named, if anything, was not reverted.
+    pub unreadable: Vec<ledger::Unreadable>,
 }
 
 /// The environment variable that marks every fleet process with its run's ledger
@@ -61,8 +63,45 @@ fn marked_processes(ledger: &Path) -> Vec<ProcessUndo> {
         .collect()
 }
 
-/// Ledgers under `out` (one level of run folders) that still have pending injections, or
-/// whose run never recorded its end (a killed runner may have left an unrecorded process).
+/// Stops every live fleet process of this ledger's run, named by its records or by its
+/// [`LEDGER_ENV`] mark, without writing to the ledger (the runner may still hold it; a later
+/// `recover` finds them gone, which is a successful revert). Returns how many were
+/// signalled. For a forced exit: replicas live in process groups of their own, so exiting
+/// alone would leave them running.
+pub async fn stop_fleet(ledger: &Path) -> usize {
+    let mut procs: Vec<ProcessUndo> = ledger::read_lenient(ledger)
+        .map(|(r, _)| ledger::pending(&r))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.kind == "process")
+        .filter_map(|p| serde_json::from_value(p.prepared.undo).ok())
+        .collect();
+    procs.extend(marked_processes(ledger));
+    procs.retain(process_alive);
+    procs.sort_by_key(|p| p.pid);
+    procs.dedup_by_key(|p| p.pid);
+    let n = procs.len();
+    // In parallel, with a short grace: the person asked to exit now.
+    let mut stops = tokio::task::JoinSet::new();
+    for p in procs {
+        stops.spawn(async move { stop_process(&p, Duration::from_millis(500)).await });
+    }
+    while stops.join_next().await.is_some() {}
+    n
+}
+
+/// Whether a ledger may still need `recover`: it has pending injections, its run never
+/// recorded its end (a killed runner may have left an unrecorded process), or it cannot be
+/// read (never assumed clean).
+pub fn needs_recover(ledger: &Path) -> bool {
+    ledger::read(ledger)
+        .map(|r| {
+            !ledger::pending(&r).is_empty() || !r.iter().any(|x| matches!(x, Record::RunEnd { .. }))
+        })
+        .unwrap_or(true)
+}
+
+/// Ledgers under `out` (one level of run folders) that may still need `recover`.
 pub fn find_pending(out: &Path) -> Vec<PathBuf> {
     let Ok(dirs) = std::fs::read_dir(out) else {
         return vec![];
@@ -71,17 +110,27 @@ pub fn find_pending(out: &Path) -> Vec<PathBuf> {
         .filter_map(|d| d.ok())
         .map(|d| d.path().join("ledger.jsonl"))
         .filter(|p| p.is_file())
-        .filter(|p| {
-            ledger::read(p)
-                .map(|r| {
-                    !ledger::pending(&r).is_empty()
-                        || !r.iter().any(|x| matches!(x, Record::RunEnd { .. }))
-                })
-                .unwrap_or(true)
-        })
+        .filter(|p| needs_recover(p))
         .collect();
     v.sort();
     v
+}
+
+/// Ledgers of the runs in the state directory's index ([`super::run_index`]) that may still
+/// need `recover`; entries of finished runs are removed on the way.
+pub fn find_pending_indexed() -> Vec<PathBuf> {
+    super::run_index::ledgers()
+        .into_iter()
+        .filter(|l| {
+            let needs = needs_recover(l);
+            if !needs {
+                if let Some(dir) = l.parent() {
+                    super::run_index::forget_dir(dir);
+                }
+            }
+            needs
+        })
+        .collect()
 }
 
 fn runner_alive(records: &[Record]) -> bool {
@@ -107,12 +156,14 @@ fn runner_alive(records: &[Record]) -> bool {
 
 /// Recovers one ledger.
 pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovered> {
-    let records = ledger::read(path)?;
+    // Lenient: a damaged line must not stop the undo of what the other lines name.
+    let (records, unreadable) = ledger::read_lenient(path)?;
     let mut out = Recovered {
         ledger: path.to_path_buf(),
         reverted: vec![],
         failed: vec![],
         skipped_live: false,
+        unreadable,
     };
     if !force && runner_alive(&records) {
         out.skipped_live = true;
@@ -178,7 +229,7 @@ pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovere
         ));
     }
     writer.append(&Record::RunEnd {
-        clean: out.failed.is_empty(),
+        clean: out.failed.is_empty() && out.unreadable.is_empty(),
         at: now_rfc3339(),
     })?;
     Ok(out)

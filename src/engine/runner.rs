@@ -77,6 +77,9 @@ pub struct RunOptions {
 pub struct Abort {
     token: CancellationToken,
     reason: Arc<Mutex<Option<(EventKind, String)>>>,
+    /// The run's ledger, once created: a forced exit stops the fleet it names and tells the
+    /// person this exact file for `recover`.
+    ledger: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl Abort {
@@ -110,6 +113,19 @@ impl Abort {
     /// Whether triggered.
     pub fn is_triggered(&self) -> bool {
         self.token.is_cancelled()
+    }
+
+    /// Records the run's ledger file (the runner, right after creating it).
+    pub fn set_ledger(&self, path: PathBuf) {
+        *self.ledger.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+    }
+
+    /// The run's ledger file, once it exists.
+    pub fn ledger(&self) -> Option<PathBuf> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -254,6 +270,10 @@ pub struct RunResult {
     pub recovery: Vec<Recovery>,
     /// Injections left pending (run `gameday recover`).
     pub pending: usize,
+    /// The ledger could not be read back (or its end not written) at the end of the run:
+    /// the run is not known to be clean, so it exits 4 with this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_error: Option<String>,
     /// Every reading of the hypothesis's Kubernetes probes.
     pub probes: Vec<super::probes::ProbeSample>,
 }
@@ -313,6 +333,15 @@ pub async fn run(
     })?;
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
+    abort.set_ledger(ledger_path.clone());
+    // So that `recover` finds this run from any directory. Not fatal: the ledger under
+    // `--out` is the safety net; the index only saves a person from having to know where.
+    if let Err(e) = super::run_index::register(&run_id, &run_dir) {
+        tracing::warn!(
+            "cannot register the run in the state directory ({e}); if this run is killed, `gameday recover` finds it only under {} (set XDG_STATE_HOME or HOME to fix)",
+            opts.out_dir.display()
+        );
+    }
     let root = CancellationToken::new();
     let targets = Targets::from_scenario(s, &run_dir, Some(ledger.clone()), &root, opts.yes).await;
     let target_configs: BTreeMap<String, serde_json::Value> = targets
@@ -352,6 +381,7 @@ pub async fn run(
         slos: vec![],
         recovery: vec![],
         pending: 0,
+        ledger_error: None,
         probes: vec![],
     };
 
@@ -699,14 +729,38 @@ pub async fn run(
     }
     root.cancel();
     let _ = progress.await;
-    let pending = ledger::read(&ledger_path)
-        .map(|r| ledger::pending(&r))
-        .unwrap_or_default();
-    let _ = ledger.append(&Record::RunEnd {
-        clean: pending.is_empty(),
+    // The ledger is what `recover` will trust, so it, not the memory of this process, says
+    // whether the run is clean; a ledger that cannot be read says nothing, which is never
+    // "clean" (exit 4 with the reason, and `recover` reverts what its readable lines name).
+    let in_memory = active.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let clean = match ledger::read(&ledger_path) {
+        Ok(records) => {
+            result.pending = ledger::pending(&records).len().max(in_memory);
+            result.pending == 0
+        }
+        Err(e) => {
+            let why = format!(
+                "{e}; whether every injection was reverted cannot be checked from it: run `gameday recover --ledger {}`, which reverts what its readable lines name",
+                ledger_path.display()
+            );
+            events.push(EventKind::Error, None, None, vec![], false, why.clone());
+            result.pending = in_memory;
+            result.ledger_error = Some(why);
+            false
+        }
+    };
+    match ledger.append(&Record::RunEnd {
+        clean,
         at: now_rfc3339(),
-    });
-    result.pending = pending.len();
+    }) {
+        Ok(()) if clean => super::run_index::forget(&result.run_id),
+        Ok(()) => {}
+        Err(e) => {
+            let why = format!("cannot record the run's end: {e}");
+            events.push(EventKind::Error, None, None, vec![], false, why.clone());
+            result.ledger_error.get_or_insert(why);
+        }
+    }
 
     // Judge.
     result.windows = windows.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -750,7 +804,7 @@ pub async fn run(
     judge(s, &mut result);
     result.events = events.snapshot();
     result.ended_at = now_rfc3339();
-    result.outcome = if result.pending > 0 {
+    result.outcome = if result.pending > 0 || result.ledger_error.is_some() {
         Outcome::RevertIncomplete
     } else if aborted.is_some() {
         Outcome::Aborted
@@ -809,10 +863,15 @@ fn finish_early(
         false,
         format!("{reason}; nothing was injected"),
     );
-    let _ = ledger.append(&Record::RunEnd {
-        clean: true,
-        at: now_rfc3339(),
-    });
+    if ledger
+        .append(&Record::RunEnd {
+            clean: true,
+            at: now_rfc3339(),
+        })
+        .is_ok()
+    {
+        super::run_index::forget(&result.run_id);
+    }
     result.outcome = outcome;
     result.abort_reason = Some(reason);
     result.events = events.snapshot();
@@ -860,18 +919,28 @@ async fn timeline(
         }
         let phase_cancel = cancel.child_token();
         let mut tasks = JoinSet::new();
+        let mut names = std::collections::HashMap::new();
         for (pf, f) in faults.iter().filter(|(p, _)| p.phase == ph.name) {
-            tasks.spawn(fault_task(
+            let h = tasks.spawn(fault_task(
                 ctx.clone(),
                 pf.clone(),
                 f.clone(),
                 phase_cancel.clone(),
+                cancel.clone(),
             ));
+            names.insert(h.id(), pf.clone());
         }
         let completed = sleep_until(ctx.t0 + ph.end(), &cancel).await;
-        // Faults end with their phase at the latest; their tasks revert what they injected.
+        // Faults end with their phase at the latest; their tasks revert what they injected
+        // before they return (see `fault_task`), so the next phase starts without them.
         phase_cancel.cancel();
-        while tasks.join_next().await.is_some() {}
+        while let Some(joined) = tasks.join_next_with_id().await {
+            if let Err(e) = joined {
+                if let Some(pf) = names.get(&e.id()) {
+                    fault_task_died(&ctx, pf, &e).await;
+                }
+            }
+        }
         ends.push(ctx.events.now_s());
         ctx.events.push(
             EventKind::PhaseEnd,
@@ -917,14 +986,21 @@ fn note_fault(ctx: &Ctx, name: &str, f: impl FnOnce(&mut FaultRun)) {
 }
 
 /// One fault's life: wait for its start, inject (again every interval), revert at its end.
-/// On cancellation it returns without reverting: the tail reverts whatever is still active.
+///
+/// A durable fault is reverted here, by its own task, when its hold ends: at its `duration`,
+/// at its next `every`, or when its phase ends (`phase` cancelled). The phase's end and the
+/// hold's deadline are usually the same instant, so the task must not care which of the two
+/// it sees first: both lead to the revert. Only an abort of the whole run (`run` cancelled,
+/// which cancels `phase` with it) leaves the injection to the run's tail, which reverts every
+/// active fault newest first across all targets.
 async fn fault_task(
     ctx: Arc<Ctx>,
     pf: PlannedFault,
     fault: Arc<dyn Fault>,
-    cancel: CancellationToken,
+    phase: CancellationToken,
+    run: CancellationToken,
 ) {
-    if !sleep_until(ctx.t0 + pf.start, &cancel).await {
+    if !sleep_until(ctx.t0 + pf.start, &phase).await {
         return;
     }
     let end = ctx.t0 + pf.end;
@@ -933,19 +1009,56 @@ async fn fault_task(
         let next = pf.every.map(|e| Instant::now() + e);
         if let (Some(id), true) = (id, pf.durable) {
             let hold_until = next.map_or(end, |n| n.min(end));
-            if !sleep_until(hold_until, &cancel).await {
-                return;
+            let held = sleep_until(hold_until, &phase).await;
+            if !held && run.is_cancelled() {
+                return; // the tail reverts it, in order with everything else
             }
             revert_one(&ctx, id).await;
+            if !held {
+                return; // the phase is over
+            }
         }
         match next {
             Some(n) if n < end => {
-                if !sleep_until(n, &cancel).await {
+                if !sleep_until(n, &phase).await {
                     return;
                 }
             }
             _ => return,
         }
+    }
+}
+
+/// A fault task that panicked (or was cancelled from outside) may have left its injection
+/// active: say so in the event log, then revert every injection of that fault now rather
+/// than leave it on until the run's tail.
+async fn fault_task_died(ctx: &Ctx, pf: &PlannedFault, e: &tokio::task::JoinError) {
+    let why = if e.is_panic() {
+        let p = e.to_string();
+        format!("the task of fault `{}` panicked ({p})", pf.name)
+    } else {
+        format!("the task of fault `{}` was cancelled", pf.name)
+    };
+    ctx.events.push(
+        EventKind::Error,
+        Some(&pf.phase),
+        Some((pf.name.as_str(), pf.kind.as_str())),
+        vec![],
+        false,
+        format!("{why}; reverting what it injected"),
+    );
+    note_fault(ctx, &pf.name, |r| r.errors.push(why.clone()));
+    let ids: Vec<u64> = ctx
+        .active
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .filter(|a| a.name == pf.name)
+        .map(|a| a.id)
+        .collect();
+    for id in ids {
+        revert_one(ctx, id).await;
     }
 }
 
@@ -1266,5 +1379,104 @@ fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {
                 passed: worst.is_some_and(|w| w <= max),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::local::LocalSandbox;
+    use crate::targets::Resolution;
+
+    /// A fault whose injection panics after the engine has recorded and activated it: the
+    /// shape of a bug in a fault kind, which must not leave its injection behind.
+    struct PanickingFault;
+
+    #[async_trait::async_trait]
+    impl Fault for PanickingFault {
+        fn kind(&self) -> &'static str {
+            "process_kill"
+        }
+        async fn resolve(&self) -> Result<Resolution, TargetError> {
+            Ok(Resolution::default())
+        }
+        async fn prepare(&self) -> Result<Prepared, TargetError> {
+            Ok(Prepared {
+                targets: vec!["pid 0".into()],
+                undo: serde_json::json!({}),
+                irreversible: false,
+            })
+        }
+        async fn inject(&self, _: &Prepared, _: SystemTime) -> Result<(), TargetError> {
+            panic!("a bug in a fault kind");
+        }
+    }
+
+    /// Regression (issue #13): a panic in a fault task vanished without an event, and its
+    /// injection stayed active until the run's tail. Now it is an event and a revert.
+    #[tokio::test]
+    async fn a_panic_in_a_fault_task_is_an_event_and_a_revert() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::create(&dir.path().join("ledger.jsonl")).unwrap());
+        let t0 = Instant::now();
+        let ctx = Arc::new(Ctx {
+            metrics: Metrics::new(),
+            status: Default::default(),
+            t0,
+            ledger: ledger.clone(),
+            targets: Targets {
+                local: Some(LocalSandbox::for_recovery()),
+                ..Targets::default()
+            },
+            events: EventLog::new(t0),
+            active: Arc::default(),
+            faults: Arc::default(),
+            abort: Abort::new(),
+        });
+        let entry: crate::scenario::model::FaultEntry = serde_json::from_value(
+            serde_json::json!({"name": "boom", "process_kill": {"service": "web"}}),
+        )
+        .unwrap();
+        let pf = PlannedFault {
+            name: "boom".into(),
+            kind: "process_kill".into(),
+            target: "local".into(),
+            phase: "chaos".into(),
+            start: Duration::ZERO,
+            end: Duration::from_millis(200),
+            every: None,
+            durable: true,
+            entry,
+        };
+        let s: crate::scenario::model::Scenario = crate::scenario::load_str(
+            "t.yaml",
+            "apiVersion: gameday/v1\nkind: Gameday\nmetadata: { name: t }\ntarget:\n  local:\n    services:\n      - { name: web, command: [true] }\nphases:\n  - name: chaos\n    duration: 200ms\n",
+        )
+        .unwrap()
+        .scenario;
+        let plan = Plan::new(&s);
+        let fault: Arc<dyn Fault> = Arc::new(PanickingFault);
+        timeline(
+            ctx.clone(),
+            plan,
+            vec![(pf, fault)],
+            None,
+            CancellationToken::new(),
+        )
+        .await;
+        let events = ctx.events.snapshot();
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Error
+                && e.message.contains("the task of fault `boom` panicked")),
+            "{events:#?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::Revert && e.fault.as_deref() == Some("boom")),
+            "{events:#?}"
+        );
+        assert!(ctx.active.lock().unwrap().is_empty());
+        assert!(ledger::pending(&ledger::read(ledger.path()).unwrap()).is_empty());
     }
 }

@@ -27,9 +27,22 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// A `gameday` command whose metrics endpoint takes a free port, so tests can run in
 /// parallel without fighting over 8067.
+///
+/// Each command also gets a state directory of its own (`XDG_STATE_HOME`), so that the run
+/// index of one test's runs is never seen by another test's `recover`: a parallel test's
+/// live run would read as "its runner is still running". A test that needs a runner and
+/// its `recover` to share the index sets `XDG_STATE_HOME` itself, after this.
 pub fn cmd() -> Command {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let state = std::env::temp_dir().join(format!(
+        "gameday-test-state-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut c = Command::new(bin());
-    c.env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0");
+    c.env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0")
+        .env("XDG_STATE_HOME", state);
     c
 }
 

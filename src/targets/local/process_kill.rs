@@ -71,19 +71,36 @@ pub struct ProcessKill {
     pub(super) sandbox: Arc<Sandbox>,
 }
 
+/// Whether killing `hit` more replicas keeps a service within its blast-radius cap, when
+/// `down` of them are already down or unready (killed a moment ago and restarting, taken by
+/// a spot interruption, crash-looping). The cap bounds how many replicas are out at once,
+/// not how many one fault kills: counting only the new kills let `every:` or a concurrent
+/// fault take every replica down "within cap". `Err` is the number that would be out.
+pub fn within_cap(down: usize, hit: usize, cap: usize) -> Result<(), usize> {
+    match down + hit {
+        out if out > cap => Err(out),
+        _ => Ok(()),
+    }
+}
+
 impl ProcessKill {
     fn cap(&self, replicas: usize) -> usize {
         ((replicas as f64) * self.sandbox.config.max_percent / 100.0).floor() as usize
     }
 
-    fn check_cap(&self, hit: usize, replicas: usize) -> Result<(), TargetError> {
+    fn check_cap(&self, down: usize, hit: usize, replicas: usize) -> Result<(), TargetError> {
         let cap = self.cap(replicas);
-        if hit > cap {
+        if let Err(out) = within_cap(down, hit, cap) {
+            let already = if down > 0 {
+                format!(" ({down} already down or unready)")
+            } else {
+                String::new()
+            };
             return Err(TargetError::Selection {
                 fault: self.name.clone(),
                 reason: format!(
-                    "would kill {hit} of {replicas} replicas of `{}`, over the blast-radius cap of {cap} \
-                     (target.local.max_percent: {}%); lower `count`/`percent` or raise max_percent on purpose",
+                    "killing {hit} would leave {out} of {replicas} replicas of `{}` down{already}, over the blast-radius cap of {cap} \
+                     (target.local.max_percent: {}%); lower `count`/`percent`, space the kills out, or raise max_percent on purpose",
                     self.spec.service, self.sandbox.config.max_percent
                 ),
             });
@@ -110,7 +127,9 @@ impl Fault for ProcessKill {
         let hit = self.spec.victims(replicas);
         let mut notes =
             vec!["replicas are picked at random among the running ones at injection time".into()];
-        if let Err(e) = self.check_cap(hit, replicas) {
+        // `plan` judges the kill against a healthy fleet; the run judges it against the
+        // fleet as it is at that moment (see `prepare`).
+        if let Err(e) = self.check_cap(0, hit, replicas) {
             notes.push(e.to_string());
         }
         Ok(Resolution {
@@ -131,12 +150,18 @@ impl Fault for ProcessKill {
                 fault: self.name.clone(),
                 reason: format!("no local service named `{}`", self.spec.service),
             })?;
-        let hit = self.spec.victims(replicas.len());
-        self.check_cap(hit, replicas.len())?;
+        // Victims among the replicas that serve now; the others are already out and count
+        // against the cap.
         let mut running: Vec<_> = replicas
             .iter()
-            .filter_map(|r| r.state().pid.map(|p| (r.name(), p)))
+            .filter_map(|r| {
+                let st = r.state();
+                st.pid.filter(|_| st.ready).map(|p| (r.name(), p))
+            })
             .collect();
+        let down = replicas.len() - running.len();
+        let hit = self.spec.victims(replicas.len()).min(running.len());
+        self.check_cap(down, hit, replicas.len())?;
         running.shuffle(&mut rand::thread_rng());
         running.truncate(hit);
         if running.is_empty() {
@@ -195,5 +220,15 @@ mod tests {
         assert_eq!(spec(Some(5), None).victims(3), 3);
         assert_eq!(spec(None, Some(50.0)).victims(3), 2);
         assert_eq!(spec(None, Some(10.0)).victims(4), 1);
+    }
+
+    /// Regression (issue #13): the cap compared only the kills about to be made with the
+    /// cap, so with one of three replicas already down a second kill passed a cap of one.
+    #[test]
+    fn the_cap_counts_replicas_already_down() {
+        assert_eq!(within_cap(0, 1, 1), Ok(()));
+        assert_eq!(within_cap(1, 1, 1), Err(2), "one down + one more > cap 1");
+        assert_eq!(within_cap(1, 0, 1), Ok(()));
+        assert_eq!(within_cap(1, 1, 2), Ok(()));
     }
 }

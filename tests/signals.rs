@@ -1,0 +1,160 @@
+//! Signals on a run (issue #13): copies of one signal (from `timeout`, or sent to the whole
+//! process group) never abandon the revert; the run exits 3 with nothing left running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{cmd, free_port, text};
+
+/// Pids of live processes whose environment holds `marker` (one test's fleet).
+pub fn pids_with_env(marker: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| *p != me && crate::support::alive(*p))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(marker))
+        })
+        .collect()
+}
+
+/// A demo-service backend behind gameday's proxy with a latency fault on from the start of a
+/// long phase; the fleet carries `MARKER=<marker>`.
+pub fn demo_scenario(dir: &Path, marker: &str) -> PathBuf {
+    let exe = env!("CARGO_BIN_EXE_gameday");
+    let port = free_port();
+    let yaml = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: signals
+target:
+  local:
+    services:
+      - name: backend
+        command: ["{exe}", demo-service, backend]
+        replicas: 2
+        port: {port}
+        health: /readyz
+        env: {{ MARKER: "{marker}" }}
+phases:
+  - name: chaos
+    duration: 60s
+    faults:
+      - name: slow-link
+        network: {{ service: backend, latency: 300ms }}
+"#
+    );
+    let p = dir.join("signals.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+pub fn ledger_in(out: &Path) -> Option<PathBuf> {
+    let run = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
+    Some(run.join("ledger.jsonl")).filter(|p| p.is_file())
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The ledger's last record says the run ended clean, and nothing in it is pending.
+fn assert_clean(ledger: &Path) {
+    let records = gameday::engine::ledger::read(ledger).unwrap();
+    assert!(
+        gameday::engine::ledger::pending(&records).is_empty(),
+        "{records:#?}"
+    );
+    assert!(
+        matches!(
+            records.last(),
+            Some(gameday::engine::ledger::Record::RunEnd { clean: true, .. })
+        ),
+        "{records:#?}"
+    );
+}
+
+/// Regression (issue #13): `timeout -s INT` signals the child and then its own process
+/// group, so gameday got SIGINT twice within a millisecond, took the second for "exit at
+/// once", exited 4 and left its fleet running.
+#[test]
+fn timeout_s_int_around_a_run_reverts_everything_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("sig-timeout-{}", std::process::id());
+    let s = demo_scenario(dir.path(), &marker);
+    let out = dir.path().join("reports");
+    let o = Command::new("timeout")
+        .args(["--preserve-status", "-s", "INT", "6"])
+        .arg(crate::support::bin())
+        .arg("run")
+        .arg(&s)
+        .arg("--out")
+        .arg(&out)
+        .arg("--no-progress")
+        .env("GAMEDAY_METRICS_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    let ledger = ledger_in(&out).expect("a ledger");
+    let l = std::fs::read_to_string(&ledger).unwrap();
+    assert!(
+        l.contains("\"kind\":\"network\""),
+        "the signal came before the fault (raise the timeout): {l}"
+    );
+    assert_clean(&ledger);
+    assert!(pids_with_env(&marker).is_empty(), "fleet left running: {t}");
+}
+
+/// SIGTERM sent twice to the runner's process group within a millisecond (a supervisor
+/// stopping a job): one abort, a full revert, exit 3, nothing left.
+#[test]
+fn sigterm_twice_to_the_process_group_reverts_everything_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("sig-group-{}", std::process::id());
+    let s = demo_scenario(dir.path(), &marker);
+    let out = dir.path().join("reports");
+    let child = {
+        use std::os::unix::process::CommandExt;
+        cmd()
+            .arg("run")
+            .arg(&s)
+            .arg("--out")
+            .arg(&out)
+            .arg("--no-progress")
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    wait_for("the fault in the ledger", Duration::from_secs(30), || {
+        ledger_in(&out).is_some_and(|l| {
+            std::fs::read_to_string(l).is_ok_and(|t| t.contains("\"kind\":\"network\""))
+        })
+    });
+    let pgid = child.id() as i32;
+    // SAFETY: signals the test's own child's process group (never 0 or 1: a spawned pid).
+    unsafe {
+        libc::kill(-pgid, libc::SIGTERM);
+        libc::kill(-pgid, libc::SIGTERM);
+    }
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("still reverting"), "the copy was noted: {t}");
+    assert_clean(&ledger_in(&out).unwrap());
+    assert!(pids_with_env(&marker).is_empty(), "fleet left running: {t}");
+}
