@@ -154,7 +154,9 @@ fn sigterm_twice_to_the_process_group_reverts_everything_and_exits_3() {
     let o = child.wait_with_output().unwrap();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(3), "{t}");
-    assert!(t.contains("still reverting"), "the copy was noted: {t}");
+    // Whether the copy is seen at all is the kernel's choice: a second SIGTERM that arrives
+    // while the first is still pending is merged into it. Either way, one abort.
+    assert_eq!(t.matches("SIGTERM received: reverting").count(), 1, "{t}");
     assert_clean(&ledger_in(&out).unwrap());
     assert!(pids_with_env(&marker).is_empty(), "fleet left running: {t}");
 }

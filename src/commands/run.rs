@@ -114,11 +114,30 @@ pub async fn run(args: &RunArgs) -> i32 {
     }
     // A fault that never took effect was not tested: say so next to the verdict, or a held
     // hypothesis would claim more than the gameday showed.
+    // A repeating fault (`every:`) refused round after round gives the same reason each
+    // time: say each reason once, with how often.
     for f in result.faults.iter().filter(|f| !f.errors.is_empty()) {
+        let mut reasons: Vec<(&str, usize)> = Vec::new();
+        for e in &f.errors {
+            match reasons.iter_mut().find(|(r, _)| *r == e.as_str()) {
+                Some((_, n)) => *n += 1,
+                None => reasons.push((e, 1)),
+            }
+        }
+        let reasons: Vec<String> = reasons
+            .into_iter()
+            .map(|(r, n)| {
+                if n > 1 {
+                    format!("{r} ({n} times)")
+                } else {
+                    r.to_owned()
+                }
+            })
+            .collect();
         println!(
             "⚠ fault `{}` could not be injected as planned: {}",
             f.name,
-            f.errors.join("; ")
+            reasons.join("; ")
         );
     }
     println!("{verdict}");

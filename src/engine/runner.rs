@@ -756,7 +756,11 @@ pub async fn run(
         Ok(()) if clean => super::run_index::forget(&result.run_id),
         Ok(()) => {}
         Err(e) => {
-            let why = format!("cannot record the run's end: {e}");
+            let why = format!(
+                "cannot record the run's end: {e}; once that is fixed, run `gameday recover \
+                 --ledger {}` to check and close it",
+                ledger_path.display()
+            );
             events.push(EventKind::Error, None, None, vec![], false, why.clone());
             result.ledger_error.get_or_insert(why);
         }
