@@ -975,3 +975,62 @@ async fn spot_notice_drains_the_node_of_the_instance_and_undo_uncordons_only_wha
     assert_eq!(seen[6].body["apiVersion"], "policy/v1");
     assert_eq!(seen[7].body, json!({"spec": {"unschedulable": false}}));
 }
+
+/// Regression (issue #13): a revert was tried once, so one 409 on the conditional CoreDNS
+/// restore or one 5xx from the API left DNS broken until a person acted. Now the engine's
+/// revert (runs and `recover` alike) retries with backoff inside a budget: a 409, then a
+/// 503, then the restore goes through. A refusal no retry can change (someone else rewrote
+/// the Corefile) is not retried.
+#[tokio::test]
+async fn a_revert_that_fails_with_409_then_503_is_retried_until_it_succeeds() {
+    use gameday::engine::revert::{with_retries, RetryPolicy};
+    let policy = RetryPolicy {
+        first_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        budget: Duration::from_secs(20),
+    };
+    let spec = json!({"scope": "cluster", "names": ["payments.shop.svc.cluster.local"], "rcode": "servfail"});
+    let mock = serve(vec![
+        step("GET", CM, coredns_cm(COREFILE, "10")),
+        step("GET", CM, coredns_cm(COREFILE, "10")),
+    ]);
+    let t = target(mock.client.clone());
+    let f = fault(&t, "dns_failure", spec);
+    let p = f.prepare().await.unwrap();
+    drop((f, t));
+    mock.done().await;
+    let patched = p.undo["patched"].as_str().unwrap().to_string();
+
+    let mock = serve(vec![
+        step("GET", CM, coredns_cm(&patched, "11")),
+        step("PATCH", CM, json!({})).fail(409, "Conflict"),
+        step("GET", CM, json!({})).fail(503, "ServiceUnavailable"),
+        step("GET", CM, coredns_cm(&patched, "12")),
+        step("PATCH", CM, coredns_cm(COREFILE, "13")),
+    ]);
+    let t = target(mock.client.clone());
+    let out = with_retries(&t, "dns_failure", &p.undo, policy).await;
+    drop(t);
+    let seen = mock.done().await;
+    assert_eq!(out.result, Ok(()));
+    assert_eq!(out.attempts, 3);
+    assert_eq!(seen[4].body["data"]["Corefile"], COREFILE);
+    assert_eq!(seen[4].body["metadata"]["resourceVersion"], "12");
+
+    let mock = serve(vec![step(
+        "GET",
+        CM,
+        coredns_cm(".:53 {\n    forward . 8.8.8.8\n}\n", "14"),
+    )]);
+    let t = target(mock.client.clone());
+    let out = with_retries(&t, "dns_failure", &p.undo, policy).await;
+    drop(t);
+    mock.done().await;
+    assert_eq!(out.attempts, 1, "a deliberate refusal is not retried");
+    assert!(
+        out.result
+            .as_ref()
+            .is_err_and(|e| e.contains("someone else changed it")),
+        "{out:?}"
+    );
+}

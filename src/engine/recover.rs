@@ -197,15 +197,11 @@ pub async fn recover_ledger(path: &Path, force: bool) -> anyhow::Result<Recovere
             p.prepared.targets.join(", ")
         );
         let result = match targets.get(&p.target) {
-            Some(t) => match tokio::time::timeout(
-                Duration::from_secs(60),
-                t.revert(&p.kind, &p.prepared.undo),
-            )
-            .await
-            {
-                Ok(r) => r.map_err(|e| format!("{e:#}")),
-                Err(_) => Err("revert timed out after 60s".into()),
-            },
+            Some(t) => {
+                super::revert::with_retries(t, &p.kind, &p.prepared.undo, super::revert::DEFAULT)
+                    .await
+                    .result
+            }
             None => Err(format!(
                 "target `{}` is not in the ledger's run record",
                 p.target

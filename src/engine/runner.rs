@@ -1197,10 +1197,7 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
     }
 }
 
-/// How long one revert may take before it is declared failed (the ledger keeps it for
-/// `gameday recover`).
-const REVERT_TIMEOUT: Duration = Duration::from_secs(60);
-
+/// Reverts one active injection (retried, see [`super::revert`]) and records the outcome.
 async fn revert_one(ctx: &Ctx, id: u64) {
     let Some(a) = ctx
         .active
@@ -1215,10 +1212,9 @@ async fn revert_one(ctx: &Ctx, id: u64) {
     let label = (a.name.as_str(), a.kind.as_str());
     let result = match ctx.targets.get(&a.target) {
         Some(t) => {
-            match tokio::time::timeout(REVERT_TIMEOUT, t.revert(&a.kind, &a.prepared.undo)).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("revert timed out after {REVERT_TIMEOUT:?}")),
-            }
+            super::revert::with_retries(t, &a.kind, &a.prepared.undo, super::revert::DEFAULT)
+                .await
+                .result
         }
         None => Err(format!("target `{}` is not configured", a.target)),
     };
@@ -1269,20 +1265,31 @@ async fn revert_one(ctx: &Ctx, id: u64) {
     }
 }
 
-/// Reverts every active fault, newest first: later faults may build on earlier ones (a
-/// latency on a link that a drain then moved), so they are undone in reverse.
-async fn revert_all(ctx: &Ctx) {
-    let ids: Vec<u64> = ctx
+/// Reverts every active fault: newest first on each target, since later faults may build
+/// on earlier ones (a latency on a link that a drain then moved); different targets at the
+/// same time, since nothing on one target builds on another's, and a slow API (retrying
+/// under its budget) must not keep the sandbox's faults on.
+async fn revert_all(ctx: &Arc<Ctx>) {
+    let mut by_target: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for a in ctx
         .active
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
         .rev()
-        .map(|a| a.id)
-        .collect();
-    for id in ids {
-        revert_one(ctx, id).await;
+    {
+        by_target.entry(a.target.clone()).or_default().push(a.id);
     }
+    let mut tasks = JoinSet::new();
+    for ids in by_target.into_values() {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            for id in ids {
+                revert_one(&ctx, id).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 fn judge(s: &crate::scenario::model::Scenario, r: &mut RunResult) {

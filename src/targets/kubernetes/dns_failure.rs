@@ -401,11 +401,8 @@ pub async fn revert(shared: &Shared, undo: &serde_json::Value) -> Result<(), Tar
                 return Ok(());
             }
             if !current.as_deref().unwrap_or("").contains(MARKER) {
-                return Err(TargetError::Op {
-                    action: "restore corefile".into(),
-                    object: format!("configmap {object}"),
-                    source: anyhow::anyhow!("the Corefile no longer carries gameday's patch: someone else changed it during the fault, so gameday will not overwrite it; the original is in the ledger's undo record (`original`)"),
-                });
+                // `Invalid`, not `Op`: a deliberate refusal that no retry can change.
+                return Err(TargetError::Invalid(format!("restore corefile configmap {object}: the Corefile no longer carries gameday's patch: someone else changed it during the fault, so gameday will not overwrite it; the original is in the ledger's undo record (`original`)")));
             }
             let patch = json!({
                 "metadata": { "resourceVersion": cm.metadata.resource_version },
