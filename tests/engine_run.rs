@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::harden::wait_for;
 use crate::support::{cmd, gameday, pids_with, status_server, text};
 
 /// A scenario with a fleet of `python3 -m http.server` replicas, marked by a unique folder so
@@ -53,17 +54,6 @@ fn ledger_of(out: &Path) -> std::path::PathBuf {
         .unwrap()
         .path();
     run.join("ledger.jsonl")
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

@@ -5,12 +5,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gameday::engine::events::EventKind;
 use gameday::engine::runner::{self, Abort, Outcome, RunOptions};
 
-use crate::support::{cmd, free_port, pids_with, text};
+use crate::support::harden::wait_for;
+use crate::support::{cmd, free_port, ledger_in, pids_with, text};
 
 /// A local fleet of one `python3 -m http.server` behind gameday's proxy, a `network` latency
 /// fault with no `duration` (so it ends with its phase), then a recovery phase.
@@ -131,23 +132,6 @@ fn run_cmd(scenario: &Path, out: &Path) -> Command {
         .arg(out)
         .arg("--no-progress");
     c
-}
-
-/// The one ledger under `out`, once it exists.
-fn ledger_in(out: &Path) -> Option<std::path::PathBuf> {
-    let run = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
-    Some(run.join("ledger.jsonl")).filter(|p| p.is_file())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Waits for both replicas' records, then tears a line in the middle of the ledger (a

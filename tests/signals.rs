@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{cmd, free_port, text};
+use crate::support::harden::wait_for;
+use crate::support::{cmd, free_port, ledger_in, text};
 
 /// Pids of live processes whose environment holds `marker` (one test's fleet).
 pub fn pids_with_env(marker: &str) -> Vec<u32> {
@@ -52,22 +53,6 @@ phases:
     let p = dir.join("signals.yaml");
     std::fs::write(&p, yaml).unwrap();
     p
-}
-
-pub fn ledger_in(out: &Path) -> Option<PathBuf> {
-    let run = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
-    Some(run.join("ledger.jsonl")).filter(|p| p.is_file())
-}
-
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The ledger's last record says the run ended clean, and nothing in it is pending.

@@ -140,3 +140,9 @@ pub fn status_server(status: u16) -> (u16, std::sync::Arc<std::sync::atomic::Ato
     });
     (port, code)
 }
+
+/// The ledger of the one run under `out`, once it exists.
+pub fn ledger_in(out: &Path) -> Option<PathBuf> {
+    let run = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
+    Some(run.join("ledger.jsonl")).filter(|p| p.is_file())
+}
