@@ -363,3 +363,61 @@ phases:
     );
     assert!(pids_with(&marker).is_empty(), "fleet left running");
 }
+
+/// Regression (issue #13): the sandbox's `spot_interruption` counted only the replicas on the
+/// instances it picked, so an interruption while a `process_kill` victim was still
+/// restarting took both of two replicas down "within" a cap of one. Here the killed replica
+/// stays down for its 5 s backoff; the interruption 500 ms later is refused and says why.
+#[test]
+fn a_spot_interruption_is_refused_when_a_replica_already_down_fills_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("spot-cap-{}", std::process::id());
+    let www = dir.path().join(&marker);
+    std::fs::create_dir_all(&www).unwrap();
+    let yaml = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: spot-cap
+target:
+  local:
+    max_percent: 50
+    services:
+      - name: web
+        command: [python3, -m, http.server, --bind, 127.0.0.1, --directory, "{www}", "$PORT"]
+        replicas: 2
+        health: /
+        backoff: 5s
+phases:
+  - name: chaos
+    duration: 1500ms
+    faults:
+      - name: kill-one
+        process_kill: {{ service: web }}
+      - name: reclaim-one
+        at: 500ms
+        spot_interruption: {{ service: web, instances: 1, notice: 1s }}
+"#,
+        www = www.display()
+    );
+    let s = dir.path().join("spot-cap.yaml");
+    std::fs::write(&s, yaml).unwrap();
+    let out = dir.path().join("reports");
+    let o = run_cmd(&s, &out).output().unwrap();
+    let t = text(&o);
+    let ledger = std::fs::read_to_string(ledger_in(&out).unwrap()).unwrap();
+    assert_eq!(
+        ledger.matches("\"kind\":\"process_kill\"").count(),
+        1,
+        "the kill fits the cap: {ledger}\n{t}"
+    );
+    assert!(
+        !ledger.contains("\"kind\":\"spot_interruption\""),
+        "the interruption must not be injected: {ledger}\n{t}"
+    );
+    assert!(
+        t.contains("would take 1 of 2 replicas of `web` (1 instance(s)), with 1 already down or not ready: 2 out at once"),
+        "{t}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet left running");
+}

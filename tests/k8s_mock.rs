@@ -84,6 +84,48 @@ async fn every_selection_mode_resolves_its_count() {
     assert!(e.to_string().contains("more than max_targets 3"), "{e}");
 }
 
+/// `max_targets` bounds how many matching pods are out at once: a pod already not ready
+/// (the previous round of `every:`, a crash loop) or terminating counts, and is not a victim.
+#[tokio::test]
+async fn the_cap_counts_pods_already_down_and_never_picks_them() {
+    let mut pods = web_pods(4);
+    pods[1]["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+    pods[2]["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let spec = |value: u32| {
+        json!({"selector": {"namespaces": ["shop"], "label_selectors": {"app": "web"}},
+               "mode": "fixed", "value": value, "max_targets": 3})
+    };
+    // Two down + one more = 3: allowed, and the victim is one of the two serving pods.
+    let mock = serve(vec![list_pods_shop(pods.clone())]);
+    let t = target(mock.client.clone());
+    let r = fault(&t, "pod_kill", spec(1)).resolve().await.unwrap();
+    drop(t);
+    mock.done().await;
+    assert_eq!(r.eligible, 2, "{r:?}");
+    assert_eq!(r.targets.len(), 1);
+    assert!(
+        r.targets[0] == "pod shop/web-0" || r.targets[0] == "pod shop/web-3",
+        "{r:?}"
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("1 matching pod(s) not ready")),
+        "{r:?}"
+    );
+    // Two down + two more = 4 > 3: refused, naming what was down already.
+    let mock = serve(vec![list_pods_shop(pods)]);
+    let t = target(mock.client.clone());
+    let e = fault(&t, "pod_kill", spec(2)).resolve().await.unwrap_err();
+    drop(t);
+    mock.done().await;
+    assert!(
+        e.to_string()
+            .contains("would hit 2 objects while 2 already are down or not ready (4 out at once), more than max_targets 3"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn lists_follow_continue_tokens_and_skip_protected_namespaces() {
     let mut system = pod("kube-system", "coredns-1", json!({"app": "web"}));

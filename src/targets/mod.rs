@@ -162,3 +162,31 @@ pub trait Fault: Send + Sync {
     /// fault does not outlive a runner that died.
     async fn inject(&self, prepared: &Prepared, deadline: SystemTime) -> Result<(), TargetError>;
 }
+
+/// Whether hitting `hit` more objects keeps a fault within its blast-radius cap when `down`
+/// of the same set are already out (a previous round of `every:` still restarting, a
+/// concurrent fault, a crash loop, a node not ready). Every target's cap bounds how many
+/// are out *at once*, not how many one fault hits: counting only the new hits let repeated
+/// or concurrent faults take everything down "within cap". `Err` is the number that would
+/// be out.
+pub fn within_cap(down: usize, hit: usize, cap: usize) -> Result<(), usize> {
+    match down + hit {
+        out if out > cap => Err(out),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_cap;
+
+    /// Regression (issue #13): caps compared only the hits about to be made, so with one of
+    /// three replicas already down a second kill passed a cap of one.
+    #[test]
+    fn the_cap_counts_what_is_already_down() {
+        assert_eq!(within_cap(0, 1, 1), Ok(()));
+        assert_eq!(within_cap(1, 1, 1), Err(2), "one down + one more > cap 1");
+        assert_eq!(within_cap(1, 0, 1), Ok(()));
+        assert_eq!(within_cap(1, 1, 2), Ok(()));
+    }
+}

@@ -187,7 +187,7 @@ pub fn list(kind: &str, items: Vec<Value>, cont: Option<&str>) -> Value {
 
 /// A Node object.
 pub fn node(name: &str, unschedulable: bool) -> Value {
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"pool": "a"}}, "spec": {"unschedulable": unschedulable}})
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"pool": "a"}}, "spec": {"unschedulable": unschedulable}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
 /// A `Status` success answer.

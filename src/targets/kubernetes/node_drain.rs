@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::client::{api_code, is_not_found, list_all, op_err, Kube};
 use super::pods::PodRef;
-use super::select::{field_selector, filter_nodes, label_selector, pick};
+use super::select::{field_selector, filter_nodes, label_selector, node_ready, pick};
 use super::spec::NodeDrainSpec;
 use super::{parse_undo, Shared};
 use crate::targets::{Fault, Prepared, Resolution, TargetError};
@@ -238,6 +238,21 @@ impl NodeDrain {
         // just as those pods are not eligible for pod faults.
         let mut on_node = self.pods_by_node(&matching).await?;
         let mut notes = Vec::new();
+        // A node that is not Ready is out already: not a victim, but it counts against
+        // `max_targets` (see `select::pick`).
+        let (matching, not_ready): (Vec<Node>, Vec<Node>) =
+            matching.into_iter().partition(node_ready);
+        if !not_ready.is_empty() {
+            notes.push(format!(
+                "{} matching node(s) not ready left out; they count against max_targets: {}",
+                not_ready.len(),
+                not_ready
+                    .iter()
+                    .filter_map(|n| n.metadata.name.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let allow = self.shared.config.allow_protected_namespaces;
         let eligible: Vec<Node> = matching
             .into_iter()
@@ -272,6 +287,7 @@ impl NodeDrain {
             s.mode,
             s.value,
             s.max_targets,
+            not_ready.len(),
             &mut rand::thread_rng(),
         )
         .map_err(|e| TargetError::Selection {

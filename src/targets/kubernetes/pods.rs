@@ -104,13 +104,18 @@ pub async fn resolve_pods(
             reason,
         });
     }
-    let picked =
-        pick(filtered.eligible, mode, value, cap, &mut rand::thread_rng()).map_err(|e| {
-            TargetError::Selection {
-                fault: fault.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+    let picked = pick(
+        filtered.eligible,
+        mode,
+        value,
+        cap,
+        filtered.down,
+        &mut rand::thread_rng(),
+    )
+    .map_err(|e| TargetError::Selection {
+        fault: fault.to_string(),
+        reason: e.to_string(),
+    })?;
     let mut refs: Vec<PodRef> = picked.iter().map(PodRef::of).collect();
     refs.sort_by_key(|r| (r.namespace.clone(), r.name.clone()));
     let resolution = Resolution {

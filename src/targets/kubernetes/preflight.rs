@@ -262,13 +262,6 @@ pub async fn list_pdbs(shared: &Shared, ns: &str) -> Result<Vec<Pdb>, TargetErro
     Ok(out)
 }
 
-fn is_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// Run every check. Resolution failures become error findings too, so `plan` shows all
 /// problems at once.
 pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>, TargetError> {
@@ -427,7 +420,7 @@ pub async fn run(shared: &Shared, faults: &[&dyn Fault]) -> Result<Vec<Finding>,
                 let e = per_owner
                     .entry(format!("{} {ns}/{}", owner.kind, owner.name))
                     .or_default();
-                if is_ready(p) {
+                if super::select::pod_ready(p) {
                     e.0 += 1;
                     if hit.iter().any(|h| h.metadata.name == p.metadata.name) {
                         e.1 += 1;

@@ -63,6 +63,9 @@ pub fn pod_key(pod: &Pod) -> String {
 pub struct Filtered<T> {
     /// Objects that may be hit.
     pub eligible: Vec<T>,
+    /// Matching objects already out of service (terminating, not ready): not eligible, but
+    /// they count against `max_targets`, which bounds how many are out at once.
+    pub down: usize,
     /// Why some matching objects were left out (protected namespace, terminating).
     pub notes: Vec<String>,
 }
@@ -71,7 +74,9 @@ pub struct Filtered<T> {
 ///
 /// The API server already applied labels and fields; here we apply what it cannot:
 /// annotations, names, protected namespaces (unless `allow_protected`), and pods that are
-/// already terminating (hitting them again proves nothing and skews the count).
+/// already out of service: terminating, or not Ready (pending, failing their readiness
+/// probe). Hitting those proves nothing and skews the count; they are counted in
+/// [`Filtered::down`] so that the cap sees them.
 pub fn filter_pods(
     pods: Vec<Pod>,
     sel: &PodSelector,
@@ -81,6 +86,7 @@ pub fn filter_pods(
     let mut notes = Vec::new();
     let mut skipped_protected = BTreeMap::<String, usize>::new();
     let mut terminating = 0usize;
+    let mut unready = 0usize;
     let mut eligible = Vec::new();
     for pod in pods {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -108,6 +114,10 @@ pub fn filter_pods(
         ) {
             continue;
         }
+        if !pod_ready(&pod) {
+            unready += 1;
+            continue;
+        }
         eligible.push(pod);
     }
     for (ns, n) in skipped_protected {
@@ -117,11 +127,36 @@ pub fn filter_pods(
     }
     if terminating > 0 {
         notes.push(format!(
-            "{terminating} matching pod(s) already terminating left out"
+            "{terminating} matching pod(s) already terminating left out; they count against max_targets"
+        ));
+    }
+    if unready > 0 {
+        notes.push(format!(
+            "{unready} matching pod(s) not ready left out; they count against max_targets"
         ));
     }
     eligible.sort_by_key(pod_key);
-    Filtered { eligible, notes }
+    Filtered {
+        eligible,
+        down: terminating + unready,
+        notes,
+    }
+}
+
+/// Whether a pod's `Ready` condition is true: it serves traffic now.
+pub fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether a node's `Ready` condition is true.
+pub fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Filter nodes on what the API server cannot select: names and annotations.
@@ -160,20 +195,26 @@ pub fn count_for_mode(mode: Mode, value: Option<u32>, n: usize, rng: &mut impl R
 
 /// Pick the objects the mode hits, at random, and enforce the blast-radius cap.
 ///
-/// The cap refuses rather than truncates: a scenario whose mode would hit more than its
-/// author allowed is wrong, and trimming it quietly would hide that.
+/// The cap bounds how many matching objects are out of service at once: the `down` ones
+/// (terminating, not ready: a previous round of `every:`, a concurrent fault, a crash loop)
+/// plus the ones about to be hit. Counting only the new hits let repeated rounds take
+/// everything down "within cap". The cap refuses rather than truncates: a scenario whose
+/// mode would hit more than its author allowed is wrong, and trimming it quietly would
+/// hide that.
 pub fn pick<T>(
     mut eligible: Vec<T>,
     mode: Mode,
     value: Option<u32>,
     cap: Option<usize>,
+    down: usize,
     rng: &mut impl Rng,
 ) -> Result<Vec<T>, CapExceeded> {
     let count = count_for_mode(mode, value, eligible.len(), rng);
     if let Some(cap) = cap {
-        if count > cap {
+        if crate::targets::within_cap(down, count, cap).is_err() {
             return Err(CapExceeded {
                 would_hit: count,
+                down,
                 cap,
             });
         }
@@ -183,12 +224,25 @@ pub fn pick<T>(
     Ok(eligible)
 }
 
+fn already_down(down: usize, hit: usize) -> String {
+    if down == 0 {
+        String::new()
+    } else {
+        format!(
+            " while {down} already are down or not ready ({} out at once)",
+            down + hit
+        )
+    }
+}
+
 /// The mode would hit more objects than `max_targets` allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("mode would hit {would_hit} objects, more than max_targets {cap}; lower the mode's value or raise max_targets")]
+#[error("mode would hit {would_hit} objects{}, more than max_targets {cap}; lower the mode's value, space the faults out or raise max_targets", already_down(*down, *would_hit))]
 pub struct CapExceeded {
     /// How many the mode picked.
     pub would_hit: usize,
+    /// How many matching objects were already out of service.
+    pub down: usize,
     /// The scenario's cap.
     pub cap: usize,
 }
@@ -201,7 +255,10 @@ mod tests {
     use rand::SeedableRng;
 
     fn pod(ns: &str, name: &str) -> Pod {
-        let mut p = Pod::default();
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
         p.metadata.namespace = Some(ns.into());
         p.metadata.name = Some(name.into());
         p
@@ -262,7 +319,7 @@ mod tests {
     #[test]
     fn pick_returns_distinct_eligible_objects() {
         let mut rng = StdRng::seed_from_u64(3);
-        let picked = pick(pods(10), Mode::Fixed, Some(4), None, &mut rng).unwrap();
+        let picked = pick(pods(10), Mode::Fixed, Some(4), None, 0, &mut rng).unwrap();
         let keys: BTreeSet<String> = picked.iter().map(pod_key).collect();
         assert_eq!(keys.len(), 4);
         assert!(keys.iter().all(|k| k.starts_with("shop/web-")));
@@ -271,19 +328,56 @@ mod tests {
     #[test]
     fn cap_refuses_instead_of_trimming() {
         let mut rng = StdRng::seed_from_u64(3);
-        let err = pick(pods(10), Mode::All, None, Some(3), &mut rng).unwrap_err();
+        let err = pick(pods(10), Mode::All, None, Some(3), 0, &mut rng).unwrap_err();
         assert_eq!(
             err,
             CapExceeded {
                 would_hit: 10,
+                down: 0,
                 cap: 3
             }
         );
         assert_eq!(
-            pick(pods(10), Mode::Fixed, Some(3), Some(3), &mut rng)
+            pick(pods(10), Mode::Fixed, Some(3), Some(3), 0, &mut rng)
                 .unwrap()
                 .len(),
             3
+        );
+    }
+
+    #[test]
+    fn the_cap_counts_what_is_already_down() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut all = pods(3);
+        let mut unready: Pod = pod("shop", "web-3");
+        unready.status.as_mut().unwrap().conditions = None;
+        all.push(unready);
+        let mut gone = pod("shop", "web-4");
+        gone.metadata.deletion_timestamp = Some(Time(Default::default()));
+        all.push(gone);
+        let f = filter_pods(all, &PodSelector::default(), &BTreeSet::new(), false);
+        assert_eq!(f.eligible.len(), 3, "only ready, live pods are victims");
+        assert_eq!(f.down, 2);
+        assert_eq!(f.notes.len(), 2, "{:?}", f.notes);
+        // Two out already: one more is within a cap of 3, two more are not.
+        assert_eq!(
+            pick(
+                f.eligible.clone(),
+                Mode::One,
+                None,
+                Some(3),
+                f.down,
+                &mut rng
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+        let err = pick(f.eligible, Mode::Fixed, Some(2), Some(3), f.down, &mut rng).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mode would hit 2 objects while 2 already are down or not ready (4 out at once), \
+             more than max_targets 3; lower the mode's value, space the faults out or raise max_targets"
         );
     }
 

@@ -319,4 +319,15 @@ impl super::spot::InstanceTerminator for FleetTerminator {
         while stops.join_next().await.is_some() {}
         Ok(ended)
     }
+
+    fn out_of_service(&self) -> Vec<(String, u32)> {
+        self.fleet
+            .replicas()
+            .filter(|r| {
+                let st = r.state();
+                st.pid.is_none() || !st.ready
+            })
+            .map(|r| (r.service.clone(), r.index))
+            .collect()
+    }
 }

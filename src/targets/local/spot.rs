@@ -118,6 +118,13 @@ pub trait InstanceTerminator: Send + Sync {
         instance: &str,
         action: SpotAction,
     ) -> Result<Vec<String>, TargetError>;
+
+    /// The replicas out of service now, as `(service, replica index)`: not running or not
+    /// ready. The blast-radius cap counts them (see `spot_fault`). A terminator that knows
+    /// no fleet (tests' own) reports none.
+    fn out_of_service(&self) -> Vec<(String, u32)> {
+        Vec::new()
+    }
 }
 
 struct EndpointState {

@@ -4,15 +4,16 @@
 //! after the notice period and nothing brings *them* back; the fleet supervisor may start
 //! replacements. Revert is a no-op that says so.
 
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::net::SandboxNet;
+use super::net::{instance_name, SandboxNet};
 use super::spec::{InstanceSelector, SpotSpec};
-use crate::targets::{Fault, Prepared, Resolution, TargetError};
+use crate::targets::{within_cap, Fault, Prepared, Resolution, TargetError};
 
 /// The kind name used in scenarios and the ledger.
 pub const KIND: &str = "spot_interruption";
@@ -121,12 +122,35 @@ fn runs_service(instance: &str, service: &str) -> bool {
 }
 
 impl SpotFault {
-    /// The blast-radius check of the local target (`max_percent` of a service's replicas),
-    /// counting every replica on the picked instances. Returns the cap, in replicas, of the
-    /// service the fault is restricted to, if any.
+    /// The blast-radius check of the local target (`max_percent` of a service's replicas).
+    /// The cap bounds how many replicas are out at once: every replica on the picked
+    /// instances, plus those already out (not running or not ready, or on an instance
+    /// whose notice runs). Counting only the new hits let a second interruption, or one
+    /// during a `process_kill`, take a whole service down "within cap". Returns the cap, in
+    /// replicas, of the service the fault is restricted to, if any.
     fn check_cap(&self, picked: &[String]) -> Result<Option<usize>, TargetError> {
         let Some(config) = self.sandbox.planned() else {
             return Ok(None);
+        };
+        let running = self.sandbox.is_running();
+        let mut out_of_service: BTreeSet<(String, u32)> = match self.sandbox.terminator() {
+            Some(t) if running => t.out_of_service().into_iter().collect(),
+            _ => BTreeSet::new(),
+        };
+        let noticed: BTreeSet<String> = if running {
+            self.sandbox
+                .spots
+                .instances()
+                .into_iter()
+                .filter(|i| {
+                    self.sandbox
+                        .spots
+                        .get(i)
+                        .is_some_and(|h| h.current_notice().is_some())
+                })
+                .collect()
+        } else {
+            BTreeSet::new()
         };
         let mut own_cap = None;
         for svc in &config.services {
@@ -135,13 +159,33 @@ impl SpotFault {
             if self.spec.service.as_deref() == Some(svc.name.as_str()) {
                 own_cap = Some(cap);
             }
-            let instances = picked.iter().filter(|i| runs_service(i, &svc.name)).count();
-            let hit = (instances * svc.instance_size.max(1) as usize).min(replicas);
-            if hit > cap {
+            let size = svc.instance_size.max(1);
+            let on = |index: u32| instance_name(&svc.name, index / size);
+            let mut hit = 0;
+            let mut down = 0;
+            for index in 0..svc.replicas {
+                if picked.contains(&on(index)) {
+                    hit += 1;
+                } else if noticed.contains(&on(index))
+                    || out_of_service.remove(&(svc.name.clone(), index))
+                {
+                    down += 1;
+                }
+            }
+            if hit == 0 {
+                continue;
+            }
+            if let Err(out) = within_cap(down, hit, cap) {
+                let instances = picked.iter().filter(|i| runs_service(i, &svc.name)).count();
+                let already = if down > 0 {
+                    format!(", with {down} already down or not ready: {out} out at once")
+                } else {
+                    String::new()
+                };
                 return Err(self.selection_error(format!(
-                    "would take {hit} of {replicas} replicas of `{}` ({instances} instance(s)), over \
+                    "would take {hit} of {replicas} replicas of `{}` ({instances} instance(s)){already}, over \
                      the blast-radius cap of {cap} (target.local.max_percent: {}%); interrupt fewer \
-                     instances or raise max_percent on purpose",
+                     instances, space the faults out or raise max_percent on purpose",
                     svc.name, config.max_percent
                 )));
             }
