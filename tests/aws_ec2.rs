@@ -161,6 +161,54 @@ async fn ec2_terminate_needs_acknowledgement_and_is_irreversible() {
     assert!(proxy.calls("StartInstances").is_empty());
 }
 
+/// Regression (issue #13): `max_targets` capped only the instances about to be hit, so a
+/// second `ec2_stop` (a later round of `every:`) stopped more while the first were still
+/// stopped. Stopped instances that match now use part of the cap, and never are victims.
+#[tokio::test]
+async fn the_cap_counts_instances_already_stopped() {
+    let Some((_moto, proxy, ec2)) = setup().await else {
+        return;
+    };
+    let ids = launch(&ec2, Kind::OnDemand, 3, "cap", "us-east-1a").await;
+    let target = moto::target(&proxy.endpoint).await;
+    let mut select = team("cap");
+    select.mode = SelectMode::One;
+    select.percent = None;
+    select.max_targets = Some(2);
+    let spec = || {
+        AwsFaultSpec::Ec2Stop(Ec2StopSpec {
+            select: select.clone(),
+            hibernate: false,
+        })
+    };
+    let first = target.fault("stop-1", spec()).unwrap();
+    let p1 = first.prepare().await.unwrap();
+    first.inject(&p1, far()).await.unwrap();
+    // One stopped: the next round may stop one more, never the stopped one.
+    let second = target.fault("stop-2", spec()).unwrap();
+    let r = second.resolve().await.unwrap();
+    assert_eq!(r.eligible, 2, "{r:?}");
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("1 matching instance(s) already")),
+        "{r:?}"
+    );
+    let p2 = second.prepare().await.unwrap();
+    assert_ne!(p1.targets, p2.targets);
+    second.inject(&p2, far()).await.unwrap();
+    // Two stopped fill a cap of two: the third round is refused, naming why.
+    let third = target.fault("stop-3", spec()).unwrap();
+    let e = third.prepare().await.unwrap_err();
+    assert!(
+        e.to_string().contains("2 matching instance(s) are already pending, stopping or stopped, which fills max_targets 2"),
+        "{e}"
+    );
+    let mut st = states(&ec2, &ids).await;
+    st.sort();
+    assert_eq!(st, vec!["running", "stopped", "stopped"]);
+}
+
 #[tokio::test]
 async fn ec2_reboot_reboots_the_selected_instances_only() {
     let Some((_moto, proxy, ec2)) = setup().await else {

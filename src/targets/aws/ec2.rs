@@ -98,13 +98,18 @@ impl Ec2 {
         Ec2 { client }
     }
 
-    /// Running instances matching the server-side part of `sel` (tags, ids). The
-    /// lifecycle and a re-check of everything are left to [`super::select::matches`].
+    /// Instances that exist (running, or out of service: see [`super::select::is_out`])
+    /// matching the server-side part of `sel` (tags, ids). The lifecycle and a re-check of
+    /// everything are left to [`super::select::matches`]; the ones out of service count
+    /// against the cap.
     pub async fn describe_selected(
         &self,
         sel: &InstanceSelector,
     ) -> Result<Vec<InstanceInfo>, AwsError> {
-        let mut filters = vec![filter("instance-state-name", ["running"])];
+        let mut filters = vec![filter(
+            "instance-state-name",
+            ["pending", "running", "stopping", "stopped"],
+        )];
         for (k, v) in &sel.tags {
             filters.push(filter(&format!("tag:{k}"), [v.clone()]));
         }

@@ -21,7 +21,7 @@ pub(crate) async fn prepare(
     fault: &AwsFault,
     spec: &Ec2RebootSpec,
 ) -> Result<Prepared, TargetError> {
-    let (_, picked) = fault.inner.pick(&fault.name, &spec.select, false).await?;
+    let (_, _, picked) = fault.inner.pick(&fault.name, &spec.select, false).await?;
     let ids: Vec<String> = picked.into_iter().map(|i| i.id).collect();
     Ok(Prepared {
         targets: ids.clone(),

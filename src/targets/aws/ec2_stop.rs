@@ -63,7 +63,7 @@ pub(crate) fn hibernate_all(wanted: bool, instances: &[InstanceInfo]) -> bool {
 }
 
 pub(crate) async fn prepare(fault: &AwsFault, spec: &Ec2StopSpec) -> Result<Prepared, TargetError> {
-    let (_, picked) = fault.inner.pick(&fault.name, &spec.select, false).await?;
+    let (_, _, picked) = fault.inner.pick(&fault.name, &spec.select, false).await?;
     refuse_unstoppable_spot(&fault.inner, &picked).await?;
     let ids: Vec<String> = picked.into_iter().map(|i| i.id).collect();
     Ok(Prepared {

@@ -202,14 +202,19 @@ impl AwsTarget {
 }
 
 impl Inner {
-    /// The running instances a selector matches, refusing foreign accounts.
+    /// The running instances a selector matches, refusing foreign accounts, and how many
+    /// more it matches that are out of service now ([`select::is_out`]).
     pub(crate) async fn eligible(
         &self,
         fault: &str,
         sel: &InstanceSelector,
         spot_only: bool,
-    ) -> Result<Vec<InstanceInfo>, TargetError> {
+    ) -> Result<(Vec<InstanceInfo>, usize), TargetError> {
         let found = self.ec2.describe_selected(sel).await?;
+        let down = found
+            .iter()
+            .filter(|i| select::is_out(&i.state) && select::matches_selector(i, sel, spot_only))
+            .count();
         let eligible: Vec<InstanceInfo> = found
             .into_iter()
             .filter(|i| select::matches(i, sel, spot_only))
@@ -232,18 +237,28 @@ impl Inner {
                 ),
             });
         }
-        Ok(eligible)
+        Ok((eligible, down))
     }
 
-    /// Eligible instances and a pick among them.
+    /// Eligible instances, how many matching ones are out of service, and a pick among the
+    /// eligible. Refused when those out of service already fill `max_targets`.
     pub(crate) async fn pick(
         &self,
         fault: &str,
         sel: &InstanceSelector,
         spot_only: bool,
-    ) -> Result<(Vec<InstanceInfo>, Vec<InstanceInfo>), TargetError> {
-        let eligible = self.eligible(fault, sel, spot_only).await?;
-        let ids = select::pick(&eligible, sel, &mut rand::thread_rng());
+    ) -> Result<(Vec<InstanceInfo>, usize, Vec<InstanceInfo>), TargetError> {
+        let (eligible, down) = self.eligible(fault, sel, spot_only).await?;
+        let ids = select::pick(&eligible, sel, down, &mut rand::thread_rng());
+        if let (true, Some(cap)) = (ids.is_empty(), sel.max_targets) {
+            return Err(TargetError::Selection {
+                fault: fault.to_owned(),
+                reason: format!(
+                    "{down} matching instance(s) are already pending, stopping or stopped, which fills \
+                     max_targets {cap}; space the faults out or raise max_targets"
+                ),
+            });
+        }
         // In id order (as `select::pick` returns them), for stable ledgers and reports.
         let mut picked: Vec<InstanceInfo> = eligible
             .iter()
@@ -251,7 +266,7 @@ impl Inner {
             .cloned()
             .collect();
         picked.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok((eligible, picked))
+        Ok((eligible, down, picked))
     }
 
     /// Re-read `ids` just before acting and fail, naming it, if one is gone: acting on the
@@ -314,8 +329,13 @@ impl Fault for AwsFault {
     async fn resolve(&self) -> Result<Resolution, TargetError> {
         let sel = self.spec.selector();
         let spot_only = matches!(self.spec, AwsFaultSpec::SpotInterruption(_));
-        let (eligible, picked) = self.inner.pick(&self.name, sel, spot_only).await?;
+        let (eligible, down, picked) = self.inner.pick(&self.name, sel, spot_only).await?;
         let mut notes = Vec::new();
+        if down > 0 {
+            notes.push(format!(
+                "{down} matching instance(s) already pending, stopping or stopped count against max_targets"
+            ));
+        }
         if picked.len() < eligible.len() {
             notes.push(format!(
                 "{} of {} eligible instances are picked at random at run time; this is one possible pick",

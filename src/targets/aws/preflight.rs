@@ -101,7 +101,7 @@ pub(crate) async fn run(
         let name = own.name();
         let spot_only = matches!(own.spec(), AwsFaultSpec::SpotInterruption(_));
         let eligible = match inner.eligible(name, own.spec().selector(), spot_only).await {
-            Ok(eligible) => eligible,
+            Ok((eligible, _)) => eligible,
             Err(e) => {
                 findings.push(error(e.to_string()));
                 continue;

@@ -42,9 +42,21 @@ pub fn is_gone(state: &str) -> bool {
     matches!(state, "shutting-down" | "terminated")
 }
 
-/// Whether `instance` matches the selector. `spot_only` forces the lifecycle to spot
-/// (`spot_interruption`).
+/// States in which an instance exists but does not serve: stopped, or on its way between
+/// states (a previous round of `every:`, a concurrent stop or reboot). Such instances count
+/// against `max_targets`.
+pub fn is_out(state: &str) -> bool {
+    matches!(state, "pending" | "stopping" | "stopped")
+}
+
+/// Whether `instance` is a candidate: running, and matching the selector. `spot_only`
+/// forces the lifecycle to spot (`spot_interruption`).
 pub fn matches(instance: &InstanceInfo, sel: &InstanceSelector, spot_only: bool) -> bool {
+    instance.state == "running" && matches_selector(instance, sel, spot_only)
+}
+
+/// Whether `instance` matches the selector, whatever its state.
+pub fn matches_selector(instance: &InstanceInfo, sel: &InstanceSelector, spot_only: bool) -> bool {
     let lifecycle = if spot_only {
         Lifecycle::Spot
     } else {
@@ -65,7 +77,7 @@ pub fn matches(instance: &InstanceInfo, sel: &InstanceSelector, spot_only: bool)
         .tags
         .iter()
         .all(|(k, v)| instance.tags.get(k) == Some(v));
-    instance.state == "running" && lifecycle_ok && zone_ok && ids_ok && tags_ok
+    lifecycle_ok && zone_ok && ids_ok && tags_ok
 }
 
 /// How many instances the mode asks for out of `eligible`, before the cap.
@@ -81,16 +93,19 @@ pub fn wanted(sel: &InstanceSelector, eligible: usize) -> usize {
 }
 
 /// Pick the instances to hit among `eligible` (already matched): the mode's number, capped by
-/// `max_targets` and by what there is, at random. Returned sorted, for stable ledgers and
-/// reports.
+/// what there is and by `max_targets`, at random. The cap bounds how many matching instances
+/// are out at once, so the `down` ones (see [`is_out`]) use part of it: counting only the
+/// new hits let `every:` stop every instance "within cap". Returned sorted, for stable
+/// ledgers and reports.
 pub fn pick<R: Rng + ?Sized>(
     eligible: &[InstanceInfo],
     sel: &InstanceSelector,
+    down: usize,
     rng: &mut R,
 ) -> Vec<String> {
     let mut n = wanted(sel, eligible.len()).min(eligible.len());
     if let Some(cap) = sel.max_targets {
-        n = n.min(cap);
+        n = n.min(cap.saturating_sub(down));
     }
     let mut ids: Vec<String> = eligible
         .choose_multiple(rng, n)
@@ -177,21 +192,28 @@ mod tests {
             .collect();
         let mut rng = StdRng::seed_from_u64(7);
         let mut s = sel();
-        assert_eq!(pick(&pool, &s, &mut rng).len(), 1);
+        assert_eq!(pick(&pool, &s, 0, &mut rng).len(), 1);
         s.mode = SelectMode::Count;
         s.count = Some(4);
-        assert_eq!(pick(&pool, &s, &mut rng).len(), 4);
+        assert_eq!(pick(&pool, &s, 0, &mut rng).len(), 4);
         s.count = Some(40);
-        assert_eq!(pick(&pool, &s, &mut rng).len(), 10);
+        assert_eq!(pick(&pool, &s, 0, &mut rng).len(), 10);
         s.mode = SelectMode::Percent;
         s.count = None;
         s.percent = Some(25); // 2.5 rounds up to 3
-        assert_eq!(pick(&pool, &s, &mut rng).len(), 3);
+        assert_eq!(pick(&pool, &s, 0, &mut rng).len(), 3);
         s.max_targets = Some(2);
-        let picked = pick(&pool, &s, &mut rng);
+        let picked = pick(&pool, &s, 0, &mut rng);
         assert_eq!(picked.len(), 2);
         assert!(picked.windows(2).all(|w| w[0] < w[1]), "sorted: {picked:?}");
-        assert!(pick(&[], &s, &mut rng).is_empty());
+        assert!(pick(&[], &s, 0, &mut rng).is_empty());
+        // One of the cap's two already stopped: one more at most; two stopped: none.
+        assert_eq!(pick(&pool, &s, 1, &mut rng).len(), 1);
+        assert!(pick(&pool, &s, 2, &mut rng).is_empty());
+        let mut stopped = inst("i-x", true, "z", "shop");
+        stopped.state = "stopped".to_owned();
+        assert!(!matches(&stopped, &s, false) && matches_selector(&stopped, &s, false));
+        assert!(is_out(&stopped.state));
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub(crate) async fn prepare(
 ) -> Result<Prepared, TargetError> {
     let inner = &fault.inner;
     let notice = spec.notice_duration();
-    let (_, picked) = inner.pick(&fault.name, &spec.select, true).await?;
+    let (_, _, picked) = inner.pick(&fault.name, &spec.select, true).await?;
     if spec.method == InterruptionMethod::Ec2 && spec.behavior != InterruptionBehavior::Terminate {
         ec2_stop::refuse_unstoppable_spot(inner, &picked).await?;
     }
