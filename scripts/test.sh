@@ -6,7 +6,8 @@
 #   - moto's EC2 server from PyPI (the AWS target's emulator);
 #   - a real Kubernetes API server on loopback (../shared/k8s-local, built once and cached in
 #     ~/.cache/k8s-local-1.20.2), for the Kubernetes end-to-end suite;
-# then runs `cargo test` on everything and `scripts/audit.sh` (cargo deny), and stops the cluster.
+# then runs `cargo test` on everything, `scripts/chaos-self.sh 10` (SIGKILL the runner at random
+# moments, recover, count what is left) and `scripts/audit.sh` (cargo deny), and stops the cluster.
 # The longer fuzz run is `scripts/fuzz.sh [SECONDS]` (cargo fuzz with nightly, else the stable
 # stand-in); `cargo test` already runs the stand-in's default 3 000 seeded mutations.
 set -euo pipefail
@@ -66,6 +67,9 @@ fi
 
 log "cargo test (unit tests, the integration binary tests/main.rs, the fuzz stand-in's default run)"
 cargo test --all-targets --locked -- --test-threads="${GAMEDAY_TEST_THREADS:-2}"
+
+log "self-chaos: SIGKILL the runner at random moments of the demo, recover, count what is left (${GAMEDAY_CHAOS_SELF_ROUNDS:-10} rounds)"
+GAMEDAY=target/debug/gameday bash scripts/chaos-self.sh "${GAMEDAY_CHAOS_SELF_ROUNDS:-10}"
 
 log "supply chain: cargo deny (licences, bans, sources; advisories when the database is reachable)"
 bash scripts/audit.sh
