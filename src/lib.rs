@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod engine;
+pub mod failpoints;
 pub mod load;
 pub mod observe;
 pub mod report;
@@ -33,6 +34,10 @@ pub fn install_crypto_provider() {
 pub fn run(cli: Cli) -> i32 {
     install_crypto_provider();
     observe::logging::init(cli.log_format, &cli.log_level);
+    if let Err(e) = failpoints::configure_from_env() {
+        eprintln!("gameday: {e}");
+        return commands::EXIT_INVALID;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -365,9 +365,12 @@ phases:
 }
 
 /// Regression (issue #13): the sandbox's `spot_interruption` counted only the replicas on the
-/// instances it picked, so an interruption while a `process_kill` victim was still
-/// restarting took both of two replicas down "within" a cap of one. Here the killed replica
-/// stays down for its 5 s backoff; the interruption 500 ms later is refused and says why.
+/// instances it picked, so a second interruption while the first instance's replica was
+/// still down took both of two replicas down "within" a cap of one. Here the first
+/// interruption ends web-0 after a 200 ms notice (the supervisor holds it down for 2 s, as a
+/// replacement instance boots); the second, on the other instance 600 ms later, is refused
+/// and says why. (The instances are named: an interruption of the instance whose replica is
+/// already down takes nothing more down, and is rightly allowed.)
 #[test]
 fn a_spot_interruption_is_refused_when_a_replica_already_down_fills_the_cap() {
     let dir = tempfile::tempdir().unwrap();
@@ -392,11 +395,11 @@ phases:
   - name: chaos
     duration: 1500ms
     faults:
-      - name: kill-one
-        process_kill: {{ service: web }}
-      - name: reclaim-one
-        at: 500ms
-        spot_interruption: {{ service: web, instances: 1, notice: 1s }}
+      - name: reclaim-first
+        spot_interruption: {{ service: web, instances: [web-i0], notice: 200ms }}
+      - name: reclaim-second
+        at: 800ms
+        spot_interruption: {{ service: web, instances: [web-i1], notice: 200ms }}
 "#,
         www = www.display()
     );
@@ -407,17 +410,95 @@ phases:
     let t = text(&o);
     let ledger = std::fs::read_to_string(ledger_in(&out).unwrap()).unwrap();
     assert_eq!(
-        ledger.matches("\"kind\":\"process_kill\"").count(),
+        ledger.matches("\"kind\":\"spot_interruption\"").count(),
         1,
-        "the kill fits the cap: {ledger}\n{t}"
+        "only the first interruption fits the cap: {ledger}\n{t}"
     );
     assert!(
-        !ledger.contains("\"kind\":\"spot_interruption\""),
-        "the interruption must not be injected: {ledger}\n{t}"
+        ledger.contains("\"fault\":\"reclaim-first\""),
+        "{ledger}\n{t}"
     );
     assert!(
         t.contains("would take 1 of 2 replicas of `web` (1 instance(s)), with 1 already down or not ready: 2 out at once"),
         "{t}"
+    );
+    assert!(pids_with(&marker).is_empty(), "fleet left running");
+}
+
+/// A revert that fails twice and then succeeds, through a whole run of the real binary: the
+/// sandbox's own fail point (`GAMEDAY_FAILPOINTS`, debug builds only) makes the first two
+/// reverts of the `network` fault fail as an unreachable target would. The fault's task
+/// retries with backoff, the third attempt reverts it at its phase's end, the run holds and
+/// exits 0 with nothing pending, and the journal says at which attempt.
+#[test]
+fn a_revert_that_fails_twice_then_succeeds_is_retried_within_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("retry-revert-{}", std::process::id());
+    let loaded_yaml = {
+        let www = dir.path().join(&marker);
+        std::fs::create_dir_all(&www).unwrap();
+        format!(
+            r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: retried-revert
+target:
+  local:
+    services:
+      - name: web
+        command: [python3, -m, http.server, --bind, 127.0.0.1, --directory, "{www}", "$PORT"]
+        port: {port}
+        health: /
+phases:
+  - name: chaos
+    duration: 1s
+    faults:
+      - name: slow-link
+        network: {{ service: web, latency: 200ms }}
+  - name: recovery
+    role: recovery
+    duration: 2s
+"#,
+            www = www.display(),
+            port = free_port()
+        )
+    };
+    let s = dir.path().join("retried.yaml");
+    std::fs::write(&s, loaded_yaml).unwrap();
+    let out = dir.path().join("reports");
+    let o = run_cmd(&s, &out)
+        .env(gameday::failpoints::ENV, "local-revert=2*return(network)")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let ledger_path = ledger_in(&out).unwrap();
+    let ledger = std::fs::read_to_string(&ledger_path).unwrap();
+    let reverts: Vec<&str> = ledger
+        .lines()
+        .filter(|l| l.contains("\"op\":\"revert\""))
+        .collect();
+    assert!(
+        reverts.iter().all(|l| l.contains("\"ok\":true")),
+        "every revert record is a success: {ledger}"
+    );
+    assert!(ledger.contains("\"clean\":true"), "{ledger}");
+    let journal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ledger_path.with_file_name("journal.json")).unwrap(),
+    )
+    .unwrap();
+    let events = journal["events"].as_array().unwrap();
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .position(pred)
+            .unwrap_or_else(|| panic!("{events:#?}"))
+    };
+    let revert = pos(&|e| e["message"] == "reverted `slow-link` at attempt 3");
+    let recovery = pos(&|e| e["kind"] == "phase_start" && e["phase"] == "recovery");
+    assert!(
+        revert < recovery,
+        "reverted before the recovery phase: {events:#?}"
     );
     assert!(pids_with(&marker).is_empty(), "fleet left running");
 }

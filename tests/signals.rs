@@ -145,3 +145,83 @@ fn sigterm_twice_to_the_process_group_reverts_everything_and_exits_3() {
     assert_clean(&ledger_in(&out).unwrap());
     assert!(pids_with_env(&marker).is_empty(), "fleet left running: {t}");
 }
+
+/// A deliberate second signal, 3 s after the first, while the revert is still being retried
+/// (the sandbox's fail point keeps the `network` revert failing): gameday exits at once
+/// with 4, stops its own fleet first, names the fault it leaves and the exact ledger file,
+/// and `gameday recover --ledger` on that file then finishes the job.
+#[test]
+fn a_later_second_signal_exits_at_once_stops_the_fleet_and_names_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("sig-later-{}", std::process::id());
+    let s = demo_scenario(dir.path(), &marker);
+    let out = dir.path().join("reports");
+    let child = cmd()
+        .arg("run")
+        .arg(&s)
+        .arg("--out")
+        .arg(&out)
+        .arg("--no-progress")
+        .env(gameday::failpoints::ENV, "local-revert=return(network)")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the fault in the ledger", Duration::from_secs(30), || {
+        ledger_in(&out).is_some_and(|l| {
+            std::fs::read_to_string(l).is_ok_and(|t| t.contains("\"kind\":\"network\""))
+        })
+    });
+    let ledger = ledger_in(&out).unwrap();
+    let pid = child.id() as i32;
+    // SAFETY: signals the test's own child (a spawned pid, never 0 or 1).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for(
+        "the run reverting with its fleet up",
+        Duration::from_secs(10),
+        || {
+            pids_with_env(&marker).len() == 2
+                && std::fs::read_to_string(&ledger).is_ok_and(|l| !l.contains("\"op\":\"revert\""))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains("second SIGTERM: stopped 2 fleet process(es)"),
+        "{t}"
+    );
+    assert!(t.contains("leaving 1 fault(s) injected"), "{t}");
+    assert!(t.contains("  - slow-link (network on local)"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "run `gameday recover --ledger {}`",
+            ledger.display()
+        )),
+        "{t}"
+    );
+    assert!(pids_with_env(&marker).is_empty(), "fleet left running: {t}");
+    let records = gameday::engine::ledger::read(&ledger).unwrap();
+    assert_eq!(
+        gameday::engine::ledger::pending(&records)
+            .iter()
+            .filter(|p| p.kind == "network")
+            .count(),
+        1,
+        "the fault stays pending for recover: {records:#?}"
+    );
+    let r = cmd()
+        .arg("recover")
+        .arg("--ledger")
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    let records = gameday::engine::ledger::read(&ledger).unwrap();
+    assert!(
+        gameday::engine::ledger::pending(&records).is_empty(),
+        "{records:#?}"
+    );
+}

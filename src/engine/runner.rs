@@ -1210,13 +1210,14 @@ async fn revert_one(ctx: &Ctx, id: u64) {
         return;
     };
     let label = (a.name.as_str(), a.kind.as_str());
-    let result = match ctx.targets.get(&a.target) {
+    let (result, attempts) = match ctx.targets.get(&a.target) {
         Some(t) => {
-            super::revert::with_retries(t, &a.kind, &a.prepared.undo, super::revert::DEFAULT)
-                .await
-                .result
+            let o =
+                super::revert::with_retries(t, &a.kind, &a.prepared.undo, super::revert::DEFAULT)
+                    .await;
+            (o.result, o.attempts)
         }
-        None => Err(format!("target `{}` is not configured", a.target)),
+        None => (Err(format!("target `{}` is not configured", a.target)), 1),
     };
     let _ = ctx.ledger.record_revert(id, result.clone());
     ctx.metrics.reverted(&a.kind, &a.target, result.is_ok());
@@ -1234,7 +1235,10 @@ async fn revert_one(ctx: &Ctx, id: u64) {
                 Some(label),
                 a.prepared.targets.clone(),
                 false,
-                format!("reverted `{}`", a.name),
+                match attempts {
+                    1 => format!("reverted `{}`", a.name),
+                    n => format!("reverted `{}` at attempt {n}", a.name),
+                },
             );
             let still = ctx
                 .active

@@ -188,6 +188,12 @@ impl Target for LocalSandbox {
     }
 
     async fn revert(&self, kind: &str, undo: &serde_json::Value) -> Result<(), TargetError> {
+        if crate::failpoints::fires("local-revert", kind) {
+            return Err(TargetError::Unreachable {
+                target: "local".into(),
+                reason: format!("fail point local-revert ({kind})"),
+            });
+        }
         match kind {
             // A killed process cannot be brought back; the supervisor replaces it.
             "process_kill" => Ok(()),
