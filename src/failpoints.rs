@@ -10,6 +10,10 @@
 //! Points:
 //! - `local-revert`: the local target's revert of the fault kind named by the action's
 //!   argument fails with a retryable error (every kind when there is none).
+//! - `kube-revert`: the Kubernetes target's revert fails as if the API server had answered
+//!   with the HTTP status in the argument (`409`, `503`; 503 when there is none), before
+//!   anything is sent: `kube-revert=1*return(409)->1*return(503)` is a conflict, then an
+//!   unavailable control plane, then the real revert.
 
 /// The variable tests set.
 pub const ENV: &str = "GAMEDAY_FAILPOINTS";
@@ -35,5 +39,10 @@ pub fn configure_from_env() -> Result<(), String> {
 /// Whether the point `name` fires now for `kind`: it is configured, its count not spent, and
 /// its argument (if any) is `kind`.
 pub fn fires(name: &str, kind: &str) -> bool {
-    fail::eval(name, |arg| arg.is_none_or(|a| a == kind)).unwrap_or(false)
+    fired(name).is_some_and(|arg| arg.is_none_or(|a| a == kind))
+}
+
+/// The point's argument when it fires now (`Some(None)`: fired without one).
+pub fn fired(name: &str) -> Option<Option<String>> {
+    fail::eval(name, |arg| arg)
 }

@@ -376,3 +376,47 @@ phases:
         "{md}"
     );
 }
+
+/// A revert the API server refuses twice (409 Conflict, then 503 Service Unavailable) and
+/// then accepts, through a whole run against the real API server: the Kubernetes target's
+/// fail point (`GAMEDAY_FAILPOINTS`, debug builds only) answers the first two revert
+/// attempts as the API server would, through the same error path (`kube::Error::Api`) the
+/// retry classification reads. The drain is reverted at its phase's end at the third
+/// attempt, the node is schedulable again, and the run exits 0 with nothing pending.
+#[test]
+fn k8s_a_revert_refused_with_409_then_503_is_retried_and_the_run_ends_clean() {
+    let Some(e) = setup("cli_retry") else { return };
+    let node = free_node(&e);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = format!(
+        "      - name: drain\n        node_drain:\n          selector: {{ names: [{node}] }}\n          eviction_timeout: 20s\n"
+    );
+    let s = write_scenario(dir.path(), &e.context, &faults, "3s");
+    let out = dir.path().join("reports");
+    let o = run_cmd(&e, &s, &out, &[])
+        .env(
+            gameday::failpoints::ENV,
+            "kube-revert=1*return(409)->1*return(503)",
+        )
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(!unschedulable(&e, &node), "the node is still cordoned: {t}");
+    assert!(t.contains("fail point kube-revert (409)"), "{t}");
+    assert!(t.contains("fail point kube-revert (503)"), "{t}");
+    let run = run_dir(&out).unwrap();
+    let ledger = std::fs::read_to_string(run.join("ledger.jsonl")).unwrap();
+    assert!(ledger.contains("\"clean\":true"), "{ledger}");
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("journal.json")).unwrap()).unwrap();
+    assert!(
+        journal["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ev| ev["message"] == "reverted `drain` at attempt 3"),
+        "{:#}",
+        journal["events"]
+    );
+}

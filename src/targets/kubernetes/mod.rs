@@ -364,6 +364,19 @@ impl Target for KubernetesTarget {
     }
 
     async fn revert(&self, kind: &str, undo: &serde_json::Value) -> Result<(), TargetError> {
+        if let Some(arg) = crate::failpoints::fired("kube-revert") {
+            let code = arg.and_then(|c| c.parse().ok()).unwrap_or(503);
+            return Err(client::op_err(
+                "revert",
+                kind,
+                kube::Error::Api(kube::core::ErrorResponse {
+                    status: "Failure".into(),
+                    message: format!("fail point kube-revert ({code})"),
+                    reason: "FailPoint".into(),
+                    code,
+                }),
+            ));
+        }
         match kind {
             pod_kill::KIND | container_kill::KIND => Ok(()),
             node_drain::KIND => node_drain::revert(&self.shared, undo).await,
