@@ -9,8 +9,10 @@
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod duration;
 pub mod engine;
 pub mod failpoints;
+pub mod ledger;
 pub mod load;
 pub mod observe;
 pub mod report;

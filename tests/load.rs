@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use gameday::duration::Dur;
 use gameday::load::{self, ErrorClass, HistBlob, LoadSpec, LoadSummary, Percentiles, Window};
-use gameday::scenario::duration::Dur;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::http::{closed_port, self_signed, FullBacklog, RawServer, TestServer};

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod aws_ec2;
 mod aws_fis;
 mod aws_scenario;

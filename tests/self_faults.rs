@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gameday::engine::ledger::{self, Ledger, Record};
+use gameday::ledger::{self, Ledger, Record};
 use rand::{Rng, SeedableRng};
 
 use crate::support::harden::{fleet_scenario, ledgers, wait_child, wait_for, Tmpfs};
@@ -409,7 +409,7 @@ fn recover_stops_a_fleet_process_the_ledger_does_not_name() {
     let mut stray = Command::new("sh")
         .args(["-c", "sleep 120; : $0", &marker])
         .env(
-            gameday::engine::recover::LEDGER_ENV,
+            gameday::ledger::LEDGER_ENV,
             std::fs::canonicalize(&path).unwrap(),
         )
         .process_group(0)

@@ -57,15 +57,15 @@ phases:
 
 /// The ledger's last record says the run ended clean, and nothing in it is pending.
 fn assert_clean(ledger: &Path) {
-    let records = gameday::engine::ledger::read(ledger).unwrap();
+    let records = gameday::ledger::read(ledger).unwrap();
     assert!(
-        gameday::engine::ledger::pending(&records).is_empty(),
+        gameday::ledger::pending(&records).is_empty(),
         "{records:#?}"
     );
     assert!(
         matches!(
             records.last(),
-            Some(gameday::engine::ledger::Record::RunEnd { clean: true, .. })
+            Some(gameday::ledger::Record::RunEnd { clean: true, .. })
         ),
         "{records:#?}"
     );
@@ -203,9 +203,9 @@ fn a_later_second_signal_exits_at_once_stops_the_fleet_and_names_the_ledger() {
         "{t}"
     );
     assert!(pids_with_env(&marker).is_empty(), "fleet left running: {t}");
-    let records = gameday::engine::ledger::read(&ledger).unwrap();
+    let records = gameday::ledger::read(&ledger).unwrap();
     assert_eq!(
-        gameday::engine::ledger::pending(&records)
+        gameday::ledger::pending(&records)
             .iter()
             .filter(|p| p.kind == "network")
             .count(),
@@ -219,9 +219,9 @@ fn a_later_second_signal_exits_at_once_stops_the_fleet_and_names_the_ledger() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", text(&r));
-    let records = gameday::engine::ledger::read(&ledger).unwrap();
+    let records = gameday::ledger::read(&ledger).unwrap();
     assert!(
-        gameday::engine::ledger::pending(&records).is_empty(),
+        gameday::ledger::pending(&records).is_empty(),
         "{records:#?}"
     );
 }

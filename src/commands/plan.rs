@@ -8,10 +8,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::EXIT_INVALID;
+use crate::duration::Dur;
 use crate::engine::plan::Plan;
+use crate::engine::targets::Targets;
 use crate::scenario;
-use crate::scenario::duration::Dur;
-use crate::targets::registry::Targets;
 use crate::targets::{Fault, Finding, Resolution, Severity};
 
 /// A fault in the printed plan.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::ledger::now_rfc3339;
+use crate::ledger::now_rfc3339;
 
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

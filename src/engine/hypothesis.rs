@@ -502,6 +502,64 @@ pub fn steady_objectives(slos: &[Slo]) -> Vec<Objective> {
         .collect()
 }
 
+// The judged results: what the runner, the probes and the report share.
+
+/// SLO verdict for one phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseVerdict {
+    /// The phase.
+    pub phase: String,
+    /// The observed value (`None`: nothing measured).
+    pub observed: Option<f64>,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// One SLO, judged.
+#[derive(Debug, Clone, Serialize)]
+pub struct SloVerdict {
+    /// Its name.
+    pub name: String,
+    /// `latency_p99_ms`, `error_rate_pct`, `availability_pct`, `recovery_time_s`.
+    pub metric: String,
+    /// In words.
+    pub objective: String,
+    /// The bound.
+    pub threshold: f64,
+    /// Per phase.
+    pub per_phase: Vec<PhaseVerdict>,
+    /// Held everywhere it applies.
+    pub passed: bool,
+}
+
+/// Recovery after one fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    /// The fault.
+    pub fault: String,
+    /// When it ended, seconds since start.
+    pub fault_end_s: f64,
+    /// Seconds until steady state again (`None`: not within the run).
+    pub recovered_after_s: Option<f64>,
+}
+
+/// A phase, measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseResult {
+    /// The phase's name.
+    pub name: String,
+    /// Its role.
+    pub role: crate::scenario::model::PhaseRole,
+    /// Start, seconds since start.
+    pub start_s: f64,
+    /// End (actual, if cut short).
+    pub end_s: f64,
+    /// What the load measured.
+    pub measure: PhaseMeasure,
+    /// Merged histograms of its windows.
+    pub histograms: Option<crate::load::HistSet>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,6 @@
 pub mod disk;
 pub mod events;
 pub mod hypothesis;
-pub mod ledger;
 pub mod plan;
 pub mod probes;
 pub mod recover;
@@ -17,3 +16,4 @@ pub mod revert;
 pub mod run_index;
 pub mod runner;
 pub mod signals;
+pub mod targets;

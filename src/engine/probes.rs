@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::events::EventLog;
-use super::runner::{PhaseResult, PhaseVerdict, SloVerdict};
+use super::hypothesis::{PhaseResult, PhaseVerdict, SloVerdict};
 use crate::observe::metrics::Metrics;
 use crate::scenario::model::Slo;
 use crate::targets::kubernetes::probe::{self, ProbeReading, RestartBaseline};

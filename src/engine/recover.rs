@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ledger::{self, now_rfc3339, Ledger, Record};
+use crate::engine::targets::Targets;
+use crate::ledger::{self, now_rfc3339, Ledger, Record, LEDGER_ENV};
 use crate::targets::local::fleet::{process_alive, process_start_time, stop_process, ProcessUndo};
-use crate::targets::registry::Targets;
 
 /// What `recover` did to one ledger.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,11 +26,6 @@ pub struct Recovered {
     /// Lines that are not ledger records: what they named, if anything, was not reverted.
     pub unreadable: Vec<ledger::Unreadable>,
 }
-
-/// The environment variable that marks every fleet process with its run's ledger
-/// (canonical path), so that `recover` can stop a process the runner spawned but was killed
-/// before recording.
-pub const LEDGER_ENV: &str = "GAMEDAY_LEDGER";
 
 /// Live processes marked with this ledger ([`LEDGER_ENV`]), with their process groups.
 fn marked_processes(ledger: &Path) -> Vec<ProcessUndo> {

@@ -17,13 +17,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{EventKind, EventLog};
-use super::hypothesis::{self, PhaseMeasure, RecoveryVerdict, StopWatch};
-use super::ledger::{self, now_rfc3339, Ledger, Record};
+use super::hypothesis::{self, RecoveryVerdict, StopWatch};
 use super::plan::{Plan, PlannedFault};
+use crate::engine::targets::Targets;
+use crate::ledger::{self, now_rfc3339, Ledger, Record};
 use crate::load::{self, LoadSummary, Window};
 use crate::observe::metrics::{self, Metrics};
 use crate::scenario::Loaded;
-use crate::targets::registry::Targets;
 use crate::targets::{Fault, Prepared, Severity, TargetError};
 
 /// How a run ended, and its exit code.
@@ -177,61 +177,7 @@ pub struct FaultRun {
     pub detail: Option<String>,
 }
 
-/// SLO verdict for one phase.
-#[derive(Debug, Clone, Serialize)]
-pub struct PhaseVerdict {
-    /// The phase.
-    pub phase: String,
-    /// The observed value (`None`: nothing measured).
-    pub observed: Option<f64>,
-    /// Whether it held.
-    pub passed: bool,
-}
-
-/// One SLO, judged.
-#[derive(Debug, Clone, Serialize)]
-pub struct SloVerdict {
-    /// Its name.
-    pub name: String,
-    /// `latency_p99_ms`, `error_rate_pct`, `availability_pct`, `recovery_time_s`.
-    pub metric: String,
-    /// In words.
-    pub objective: String,
-    /// The bound.
-    pub threshold: f64,
-    /// Per phase.
-    pub per_phase: Vec<PhaseVerdict>,
-    /// Held everywhere it applies.
-    pub passed: bool,
-}
-
-/// Recovery after one fault.
-#[derive(Debug, Clone, Serialize)]
-pub struct Recovery {
-    /// The fault.
-    pub fault: String,
-    /// When it ended, seconds since start.
-    pub fault_end_s: f64,
-    /// Seconds until steady state again (`None`: not within the run).
-    pub recovered_after_s: Option<f64>,
-}
-
-/// A phase, measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct PhaseResult {
-    /// The phase's name.
-    pub name: String,
-    /// Its role.
-    pub role: crate::scenario::model::PhaseRole,
-    /// Start, seconds since start.
-    pub start_s: f64,
-    /// End (actual, if cut short).
-    pub end_s: f64,
-    /// What the load measured.
-    pub measure: PhaseMeasure,
-    /// Merged histograms of its windows.
-    pub histograms: Option<load::HistSet>,
-}
+pub use super::hypothesis::{PhaseResult, PhaseVerdict, Recovery, SloVerdict};
 
 /// Everything a run produced: the raw material of the journal.
 #[derive(Debug, Clone, Serialize)]

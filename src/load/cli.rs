@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::{EndpointSpec, LoadSpec, LoadSummary, Percentiles, Window};
-use crate::scenario::duration::{parse_duration, Dur};
+use crate::duration::{parse_duration, Dur};
 
 /// Arguments of `gameday load`.
 #[derive(Debug, Clone, clap::Args)]

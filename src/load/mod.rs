@@ -20,16 +20,18 @@
 //!
 //! Phase figures are the merge of their windows' histograms ([`HistSet::merge`], then
 //! [`Percentiles::of_blob`]). Files: [`spec`] (YAML model and validation), [`schedule`]
-//! (arrival times), [`client`] (HTTP, TLS, error classes), [`worker`] (hot path), [`window`]
+//! (arrival times), [`client`] (HTTP, error classes), [`tls`] (TLS client), [`worker`] (hot path), [`window`]
 //! (collector), [`hist`] (histograms), [`cli`] (`gameday load`).
 
 pub mod cli;
 pub(crate) mod client;
+pub(crate) mod edges;
 pub mod error;
 pub(crate) mod h1;
 pub mod hist;
 pub(crate) mod schedule;
 pub mod spec;
+pub(crate) mod tls;
 pub mod window;
 pub(crate) mod worker;
 
@@ -177,7 +179,7 @@ pub fn start_on_clock(
         stop: cancel.child_token(),
         stopping: AtomicBool::new(false),
         cancel,
-        edges: window::Edges::new(first_window, cuts),
+        edges: edges::Edges::new(first_window, cuts),
         slots: std::sync::Mutex::new(Vec::new()),
         workers: std::sync::atomic::AtomicUsize::new(if rate.is_some() { connections } else { 0 }),
         idle: std::sync::atomic::AtomicUsize::new(0),

@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, Uri};
 use serde::{Deserialize, Serialize};
 
 use super::error::LoadError;
-use crate::scenario::duration::Dur;
+use crate::duration::Dur;
 
 /// How a gameday loads its target. One of `url` (a single GET) or `endpoints` (several weighted
 /// requests). With `rate` the load is an open model: requests arrive at that rate whatever the
@@ -305,7 +305,7 @@ impl LoadSpec {
             });
         }
         let tls = if origins.iter().any(|o| o.tls) {
-            Some(Arc::new(super::client::tls_config(
+            Some(Arc::new(super::tls::tls_config(
                 self.http2,
                 self.insecure,
                 self.ca_file.as_deref(),

@@ -141,8 +141,8 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     /// Hard stop: abandon requests in flight.
     pub cancel: CancellationToken,
-    /// Window edges after `t0` (see [`super::window::Edges`]).
-    pub edges: super::window::Edges,
+    /// Window edges after `t0` (see [`super::edges::Edges`]).
+    pub edges: super::edges::Edges,
     /// Every worker's slot (and the heartbeat's), read by the collector at each tick; the
     /// open model adds one per connection it opens beyond the first `connections`.
     pub slots: Mutex<Vec<Arc<Slot>>>,

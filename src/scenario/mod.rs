@@ -11,7 +11,8 @@
 //! Nothing here touches a target.
 
 pub mod diagnostic;
-pub mod duration;
+/// The scenario's duration type lives beneath every module that reads durations.
+pub use crate::duration;
 pub mod model;
 pub mod structure;
 pub mod validate;

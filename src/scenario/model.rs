@@ -8,7 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration::Dur;
+use crate::duration::Dur;
 use crate::load::{LoadSpec, PhaseLoad};
 use crate::targets::aws::spec::{
     AwsFaultSpec, AwsTargetConfig, Ec2RebootSpec, Ec2StopSpec, Ec2TerminateSpec,
@@ -19,8 +19,9 @@ use crate::targets::kubernetes::spec::{
     PodKillSpec, PodRestartsProbe, WorkloadReadyProbe,
 };
 use crate::targets::local::config::LocalTarget;
-use crate::targets::local::process_kill::ProcessKillSpec;
-use crate::targets::local::spec::{DnsSpec, NetworkSpec, SpotSpec};
+use crate::targets::local::spec::{
+    DnsSpec, LocalFaultSpec, NetworkSpec, ProcessKillSpec, SpotSpec,
+};
 
 /// The only `apiVersion` this gameday reads.
 pub const API_VERSION: &str = "gameday/v1";
@@ -530,6 +531,23 @@ impl FaultEntry {
         } else {
             "local"
         }
+    }
+
+    /// The local sandbox's fault spec set on this entry, if any.
+    pub fn local_spec(&self) -> Option<LocalFaultSpec> {
+        use LocalFaultSpec as L;
+        self.process_kill
+            .clone()
+            .map(L::ProcessKill)
+            .or_else(|| self.network.clone().map(L::Network))
+            .or_else(|| self.dns.clone().map(L::Dns))
+            .or_else(|| {
+                self.spot_interruption
+                    .as_ref()
+                    .and_then(SpotInterruption::local)
+                    .cloned()
+                    .map(L::SpotInterruption)
+            })
     }
 
     /// The AWS fault spec set on this entry, if any.

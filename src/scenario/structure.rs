@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use super::diagnostic::did_you_mean;
-use super::duration::parse_duration;
 use super::yaml::{Node, Pos};
+use crate::duration::parse_duration;
 
 /// A structural problem: where, what, and maybe a hint.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::duration::Dur;
 use super::model::{FaultEntry, Scenario, Schedule, API_VERSION, KIND};
 use super::yaml::{Node, Pos, Step};
+use crate::duration::Dur;
 
 /// A problem found by a meaning check: where (a path into the document) and what.
 #[derive(Debug, Clone)]

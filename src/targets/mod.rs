@@ -22,20 +22,9 @@ use serde::{Deserialize, Serialize};
 pub mod aws;
 pub mod kubernetes;
 pub mod local;
-pub mod registry;
 
-/// A fault ready to be injected: what it will hit and how to undo it, captured before the
-/// target is touched so that the ledger holds it first (write-ahead).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Prepared {
-    /// Human-readable identities of what will be hit (`pod shop/web-1`, `pid 4242`, `i-0abc`).
-    pub targets: Vec<String>,
-    /// Kind-specific undo record. [`Target::revert`] must be able to act on it alone.
-    pub undo: serde_json::Value,
-    /// The fault cannot be undone (a killed process, a terminated instance): revert is a
-    /// no-op, and the report says so instead of claiming a rollback.
-    pub irreversible: bool,
-}
+/// The undo record of one injection; it belongs to the ledger, which keeps it first.
+pub use crate::ledger::Prepared;
 
 /// What a fault would hit now, for `plan` and for blast-radius checks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::duration::Dur;
+use crate::duration::Dur;
 
 /// How gameday reaches AWS. Credentials are never configured here: they come from the standard
 /// AWS chain (environment, shared profile, instance or pod role), so that nothing secret is

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::scenario::duration::Dur;
+use crate::duration::Dur;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::duration::Dur;
+use crate::duration::Dur;
 
 /// The embedded local sandbox: real processes on this machine, supervised like a
 /// ReplicaSet would (restart with backoff), stopped on every way out.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::{LocalTarget, ServiceSpec};
-use crate::engine::ledger::Ledger;
+use crate::ledger::Ledger;
 use crate::targets::{Prepared, TargetError};
 
 /// Adds environment variables to a replica at spawn: the sandbox's DNS server, the spot
@@ -382,7 +382,7 @@ impl Supervisor {
             .as_ref()
             .and_then(|l| std::fs::canonicalize(l.path()).ok())
         {
-            cmd.env(crate::engine::recover::LEDGER_ENV, path);
+            cmd.env(crate::ledger::LEDGER_ENV, path);
         }
         for (k, v) in &self.spec.env {
             cmd.env(k, v);

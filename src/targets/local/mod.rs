@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::{LocalTarget, ServiceSpec};
 use self::fleet::{Fleet, ProcessUndo};
-use crate::engine::ledger::Ledger;
-use crate::scenario::model::FaultEntry;
+use crate::ledger::Ledger;
 use crate::targets::{Fault, Target, TargetError};
+use spec::LocalFaultSpec;
 
 /// Shared state of the sandbox, reachable from each of its faults.
 pub struct Sandbox {
@@ -101,38 +101,23 @@ impl LocalSandbox {
         &self.inner
     }
 
-    /// The fault object for one scenario entry, if it belongs to this target.
-    pub fn fault(&self, name: &str, entry: &FaultEntry) -> Option<Box<dyn Fault>> {
-        if let Some(spec) = &entry.process_kill {
-            return Some(Box::new(process_kill::ProcessKill {
-                name: name.into(),
-                spec: spec.clone(),
-                sandbox: self.inner.clone(),
-            }));
-        }
+    /// The fault object for one of the sandbox's fault kinds.
+    pub fn fault(&self, name: &str, spec: LocalFaultSpec) -> Box<dyn Fault> {
         let net = || self.inner.net.clone();
-        if let Some(spec) = &entry.network {
-            return Some(Box::new(network_fault::NetworkFault::new(
-                name,
-                spec.clone(),
-                net(),
-            )));
+        match spec {
+            LocalFaultSpec::ProcessKill(spec) => Box::new(process_kill::ProcessKill {
+                name: name.into(),
+                spec,
+                sandbox: self.inner.clone(),
+            }),
+            LocalFaultSpec::Network(spec) => {
+                Box::new(network_fault::NetworkFault::new(name, spec, net()))
+            }
+            LocalFaultSpec::Dns(spec) => Box::new(dns_fault::DnsFault::new(name, spec, net())),
+            LocalFaultSpec::SpotInterruption(spec) => {
+                Box::new(spot_fault::SpotFault::new(name, spec, net()))
+            }
         }
-        if let Some(spec) = &entry.dns {
-            return Some(Box::new(dns_fault::DnsFault::new(
-                name,
-                spec.clone(),
-                net(),
-            )));
-        }
-        if let Some(spec) = entry.spot_interruption.as_ref().and_then(|s| s.local()) {
-            return Some(Box::new(spot_fault::SpotFault::new(
-                name,
-                spec.clone(),
-                net(),
-            )));
-        }
-        None
     }
 }
 

@@ -7,62 +7,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use rand::seq::SliceRandom;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use super::fleet::{signal_process, ProcessUndo};
+use super::spec::ProcessKillSpec;
 use super::Sandbox;
 use crate::targets::{within_cap, Fault, Prepared, Resolution, TargetError};
-
-/// `process_kill: { service: backend, count: 1, signal: SIGKILL }`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessKillSpec {
-    /// The service whose replicas are killed.
-    pub service: String,
-    /// How many replicas (default 1). Exclusive with `percent`.
-    #[serde(default)]
-    pub count: Option<u32>,
-    /// Which share of the replicas, in percent (rounded up). Exclusive with `count`.
-    #[serde(default)]
-    pub percent: Option<f64>,
-    /// `SIGKILL` (default: a crash) or `SIGTERM` (a graceful stop).
-    #[serde(default)]
-    pub signal: KillSignal,
-}
-
-/// The signal a kill sends.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum KillSignal {
-    /// Immediate death, no cleanup: a crash or an OOM kill.
-    #[default]
-    #[serde(rename = "SIGKILL")]
-    Sigkill,
-    /// A polite stop: the process may drain.
-    #[serde(rename = "SIGTERM")]
-    Sigterm,
-}
-
-impl KillSignal {
-    fn raw(self) -> i32 {
-        match self {
-            KillSignal::Sigkill => libc::SIGKILL,
-            KillSignal::Sigterm => libc::SIGTERM,
-        }
-    }
-}
-
-impl ProcessKillSpec {
-    /// How many of `replicas` this kill hits.
-    pub fn victims(&self, replicas: usize) -> usize {
-        let n = match (self.count, self.percent) {
-            (_, Some(p)) => ((replicas as f64) * p / 100.0).ceil() as usize,
-            (Some(c), None) => c as usize,
-            (None, None) => 1,
-        };
-        n.min(replicas)
-    }
-}
 
 /// The fault, bound to the sandbox.
 pub struct ProcessKill {
@@ -191,6 +140,7 @@ impl Fault for ProcessKill {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::local::spec::KillSignal;
 
     fn spec(count: Option<u32>, percent: Option<f64>) -> ProcessKillSpec {
         ProcessKillSpec {

@@ -8,12 +8,78 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dns::{DnsAction, DnsRule};
 use super::proxy::{LinkFaults, Toxics};
 use super::spot::SpotAction;
-use crate::scenario::duration::Dur;
+use crate::duration::Dur;
+
+/// The sandbox's fault kinds with their parameters: what [`super::LocalSandbox::fault`]
+/// builds a fault from. The scenario maps its entries onto it; this module imports nothing
+/// from the scenario or the engine.
+#[derive(Debug, Clone)]
+pub enum LocalFaultSpec {
+    /// `process_kill`.
+    ProcessKill(ProcessKillSpec),
+    /// `network`.
+    Network(NetworkSpec),
+    /// `dns`.
+    Dns(DnsSpec),
+    /// `spot_interruption` without `select:`.
+    SpotInterruption(SpotSpec),
+}
+
+/// `process_kill: { service: backend, count: 1, signal: SIGKILL }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessKillSpec {
+    /// The service whose replicas are killed.
+    pub service: String,
+    /// How many replicas (default 1). Exclusive with `percent`.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Which share of the replicas, in percent (rounded up). Exclusive with `count`.
+    #[serde(default)]
+    pub percent: Option<f64>,
+    /// `SIGKILL` (default: a crash) or `SIGTERM` (a graceful stop).
+    #[serde(default)]
+    pub signal: KillSignal,
+}
+
+/// The signal a kill sends.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum KillSignal {
+    /// Immediate death, no cleanup: a crash or an OOM kill.
+    #[default]
+    #[serde(rename = "SIGKILL")]
+    Sigkill,
+    /// A polite stop: the process may drain.
+    #[serde(rename = "SIGTERM")]
+    Sigterm,
+}
+
+impl KillSignal {
+    pub(super) fn raw(self) -> i32 {
+        match self {
+            KillSignal::Sigkill => libc::SIGKILL,
+            KillSignal::Sigterm => libc::SIGTERM,
+        }
+    }
+}
+
+impl ProcessKillSpec {
+    /// How many of `replicas` this kill hits.
+    pub fn victims(&self, replicas: usize) -> usize {
+        let n = match (self.count, self.percent) {
+            (_, Some(p)) => ((replicas as f64) * p / 100.0).ceil() as usize,
+            (Some(c), None) => c as usize,
+            (None, None) => 1,
+        };
+        n.min(replicas)
+    }
+}
 
 /// Errors in fault parameters, naming the field and the value.
 #[derive(Debug, thiserror::Error, PartialEq)]

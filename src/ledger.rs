@@ -18,7 +18,23 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::targets::Prepared;
+/// The environment variable that marks every fleet process with its run's ledger
+/// (canonical path), so that `recover` can stop a process the runner spawned but was killed
+/// before recording.
+pub const LEDGER_ENV: &str = "GAMEDAY_LEDGER";
+
+/// A fault ready to be injected: what it will hit and how to undo it, captured before the
+/// target is touched so that the ledger holds it first (write-ahead).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prepared {
+    /// Human-readable identities of what will be hit (`pod shop/web-1`, `pid 4242`, `i-0abc`).
+    pub targets: Vec<String>,
+    /// Kind-specific undo record. [`Target::revert`] must be able to act on it alone.
+    pub undo: serde_json::Value,
+    /// The fault cannot be undone (a killed process, a terminated instance): revert is a
+    /// no-op, and the report says so instead of claiming a rollback.
+    pub irreversible: bool,
+}
 
 /// One line of the ledger.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

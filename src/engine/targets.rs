@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::aws::AwsTarget;
-use super::kubernetes::KubernetesTarget;
-use super::local::LocalSandbox;
-use super::{Fault, Target, TargetError};
-use crate::engine::ledger::Ledger;
+use crate::ledger::Ledger;
 use crate::scenario::model::{FaultEntry, Scenario};
+use crate::targets::aws::AwsTarget;
+use crate::targets::kubernetes::KubernetesTarget;
+use crate::targets::local::LocalSandbox;
+use crate::targets::{Fault, Target, TargetError};
 
 /// The configured targets of a run.
 #[derive(Clone, Default)]
@@ -111,8 +111,8 @@ impl Targets {
 
     /// The runtime fault for one scenario entry.
     pub fn fault(&self, name: &str, entry: &FaultEntry) -> Result<Arc<dyn Fault>, TargetError> {
-        if let Some(f) = self.local.as_ref().and_then(|l| l.fault(name, entry)) {
-            return Ok(Arc::from(f));
+        if let (Some(l), Some(spec)) = (&self.local, entry.local_spec()) {
+            return Ok(Arc::from(l.fault(name, spec)));
         }
         if let (Some(k), Some(spec)) = (&self.kubernetes, entry.kubernetes_spec()) {
             return Ok(Arc::from(k.fault(name, spec)));
