@@ -220,6 +220,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
                 irreversible: f.irreversible,
                 reverted: f.reverted,
                 detail: f.detail.clone(),
+                service: service_of(loaded, &f.name),
             })
         })
         .collect();
@@ -300,9 +301,40 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
                 .collect(),
             time_to_recover_s: None,
         }),
+        impact_tolerance: s
+            .impact_tolerance
+            .map(|t| ImpactTolerance {
+                error_rate_points: t.error_rate_points,
+                p99_ratio: t.p99_ratio,
+            })
+            .unwrap_or_default(),
+        owners: s.owners.clone(),
+        impacts: vec![],
     };
     analysis::analyse(&mut j, good_seconds(loaded));
     j
+}
+
+/// The `service:` a fault's spec names (`process_kill: { service: backend }`), found by the
+/// fault's name in the scenario; `None` for kinds that aim at something else (DNS names,
+/// pod selectors). Read from the spec's serialized form so that every kind with a `service`
+/// field is covered without a line per kind.
+fn service_of(loaded: &Loaded, fault: &str) -> Option<String> {
+    let (entry, _) = loaded
+        .scenario
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(pi, ph)| ph.faults.iter().enumerate().map(move |(fi, f)| (f, (pi, fi))))
+        .find(|(f, (pi, fi))| crate::scenario::validate::fault_label(f, *pi, *fi) == fault)?;
+    let value = serde_json::to_value(entry).ok()?;
+    entry.kinds().iter().find_map(|kind| {
+        value
+            .get(*kind)
+            .and_then(|spec| spec.get("service"))
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+    })
 }
 
 /// The scenario as kept in the journal, without the values that commonly hold credentials:

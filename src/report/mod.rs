@@ -4,7 +4,8 @@
 //! `report.md` ([`render_markdown`]), a self-contained `report.html` with SVG charts
 //! ([`render_html`]) and `junit.xml` ([`render_junit`]) so CI shows a gameday like a test
 //! run. [`analysis`] holds the pure rules behind the numbers: recovery time, derived action
-//! items, and the comparison of two runs. [`cli`] is `gameday report`, which re-renders a
+//! items, and the comparison of two runs; [`impact`] what users felt per fault against the
+//! baseline, which drafts findings. [`cli`] is `gameday report`, which re-renders a
 //! journal and compares it with an older one.
 //!
 //! Each run gets its own directory from [`run_dir`] (`reports/<date>-<scenario>-<run id>/`),
@@ -18,6 +19,7 @@ pub mod analysis;
 pub mod cli;
 pub mod from_run;
 mod html;
+pub mod impact;
 pub mod journal;
 mod junit;
 mod markdown;
