@@ -325,7 +325,12 @@ fn service_of(loaded: &Loaded, fault: &str) -> Option<String> {
         .phases
         .iter()
         .enumerate()
-        .flat_map(|(pi, ph)| ph.faults.iter().enumerate().map(move |(fi, f)| (f, (pi, fi))))
+        .flat_map(|(pi, ph)| {
+            ph.faults
+                .iter()
+                .enumerate()
+                .map(move |(fi, f)| (f, (pi, fi)))
+        })
         .find(|(f, (pi, fi))| crate::scenario::validate::fault_label(f, *pi, *fi) == fault)?;
     let value = serde_json::to_value(entry).ok()?;
     entry.kinds().iter().find_map(|kind| {

@@ -190,10 +190,7 @@ fn fault_impact(
         // impact only showed later (a kill noticed by the health check a second after).
         let from = end.max(first_hit.unwrap_or(end));
         recovered_at = first_good_stretch(
-            candidates
-                .iter()
-                .copied()
-                .filter(|w| w.t_s + 1e-6 >= from),
+            candidates.iter().copied().filter(|w| w.t_s + 1e-6 >= from),
             good_seconds,
             |w| w.attempted() > 0 && !impacted(w, b),
         )
@@ -464,7 +461,11 @@ pub fn impact_action_item(
         }
         match (i.recovered_after_s, &i.interrupted_by) {
             (Some(r), _) => {
-                let _ = write!(d, "; back within the baseline's spread {}s after the revert", tenths(r));
+                let _ = write!(
+                    d,
+                    "; back within the baseline's spread {}s after the revert",
+                    tenths(r)
+                );
             }
             (None, Some(n)) => {
                 let _ = write!(d, "; not back to baseline before `{n}` started");
