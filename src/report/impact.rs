@@ -238,26 +238,25 @@ fn fault_impact(
     } else {
         0.0
     };
-    // The worst second: by errors when errors are what moved, else by p99.
+    // The worst second: by errors when errors are what moved, else by p99; the first of
+    // equals, where the impact began.
     let errors_moved = base.is_some_and(|b| peak_error_pct > b.error_pct + ERROR_BAND_FLOOR_POINTS);
-    let worst = if errors_moved {
-        in_window
-            .iter()
-            .max_by(|a, b| {
-                let e = |w: &WindowRecord| w.error_pct().unwrap_or(0.0);
-                e(a).total_cmp(&e(b))
-            })
-            .copied()
-    } else {
-        in_window
-            .iter()
-            .filter(|w| w.latency_ms.is_some())
-            .max_by(|a, b| {
-                let p = |w: &WindowRecord| w.latency_ms.map_or(0.0, |l| l.p99);
-                p(a).total_cmp(&p(b))
-            })
-            .copied()
+    let score = |w: &WindowRecord| -> Option<f64> {
+        if errors_moved {
+            w.error_pct()
+        } else {
+            w.latency_ms.map(|l| l.p99)
+        }
     };
+    let mut worst: Option<(&WindowRecord, f64)> = None;
+    for w in &in_window {
+        if let Some(v) = score(w) {
+            if worst.is_none_or(|(_, best)| v > best) {
+                worst = Some((w, v));
+            }
+        }
+    }
+    let worst = worst.map(|(w, _)| w);
     let concurrent_with = j
         .faults
         .iter()
@@ -537,4 +536,326 @@ pub fn fill_missing(j: &mut Journal) {
         .map(|i| impact_action_item(i, &j.impact_tolerance, &j.owners, &j.windows))
         .collect();
     j.action_items.extend(drafted);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::journal::*;
+
+    /// One second: `ok` of 100 requests answered, the rest failed by DNS, with a p99.
+    fn w(t: f64, ok: u64, p99: f64) -> WindowRecord {
+        WindowRecord {
+            t_s: t,
+            duration_s: 1.0,
+            requests: 100,
+            ok,
+            dropped: 0,
+            late: 0,
+            retries: 0,
+            stalled: false,
+            rate_requested: Some(100.0),
+            errors: ErrorCounts {
+                dns: 100 - ok,
+                ..ErrorCounts::default()
+            },
+            latency_ms: (ok > 0).then_some(Latency {
+                p50: p99 / 3.0,
+                p90: p99 / 1.5,
+                p99,
+                p999: p99 * 1.1,
+                max: p99 * 1.2,
+                mean: p99 / 3.0,
+            }),
+            trusted: true,
+        }
+    }
+
+    fn fault(name: &str, start: f64, end: f64) -> FaultRecord {
+        FaultRecord {
+            name: name.into(),
+            kind: "dns".into(),
+            target: "local".into(),
+            phase: Some("chaos".into()),
+            start_s: start,
+            end_s: Some(end),
+            targets: vec![],
+            irreversible: false,
+            reverted: true,
+            detail: None,
+            service: Some("backend".into()),
+        }
+    }
+
+    /// A run of `secs.len()` seconds: baseline [0, 10), chaos [10, 20), recovery after;
+    /// every SLO held (the SLOs are not looked at by the impact at all).
+    fn journal(secs: &[(u64, f64)], faults: Vec<FaultRecord>) -> Journal {
+        let t0 = time::macros::datetime!(2026-11-01 10:00 UTC);
+        let n = secs.len() as f64;
+        let phase = |name: &str, role: &str, a: f64, b: f64| PhaseRecord {
+            name: name.into(),
+            role: role.into(),
+            start_s: a,
+            end_s: b,
+            stats: PhaseStats::default(),
+        };
+        Journal {
+            journal_version: JOURNAL_VERSION,
+            run: RunInfo {
+                id: "r1".into(),
+                scenario_name: "s".into(),
+                scenario_file: None,
+                owner: None,
+                description: None,
+                hypothesis: None,
+                tags: vec![],
+                participants: vec![],
+                started_at: t0,
+                ended_at: t0 + time::Duration::seconds(n as i64),
+                gameday_version: "0".into(),
+                exit_code: 0,
+                outcome: Outcome::Held,
+                abort_reason: None,
+            },
+            scenario: serde_json::Value::Null,
+            targets: vec![],
+            events: vec![],
+            phases: vec![
+                phase("baseline", ROLE_BASELINE, 0.0, 10.0),
+                phase("chaos", ROLE_CHAOS, 10.0, 20.0),
+                phase("recovery", ROLE_RECOVERY, 20.0, n),
+            ],
+            windows: secs
+                .iter()
+                .enumerate()
+                .map(|(i, (ok, p99))| w(i as f64, *ok, *p99))
+                .collect(),
+            slos: vec![],
+            faults,
+            recovery: vec![],
+            action_items: vec![],
+            playbook: None,
+            impact_tolerance: ImpactTolerance::default(),
+            owners: Default::default(),
+            impacts: vec![],
+        }
+    }
+
+    /// Ten calm seconds (p99 10 ms, no error), then `chaos`, then calm again to 30 s.
+    fn run(chaos: &[(u64, f64)]) -> Vec<(u64, f64)> {
+        let mut v = vec![(100, 10.0); 10];
+        v.extend_from_slice(chaos);
+        v.resize(30, (100, 10.0));
+        v
+    }
+
+    #[test]
+    fn a_dns_fault_that_fails_a_third_of_requests_is_measured_and_is_a_finding() {
+        // Injected at 11, reverted at 16; seconds 12..17 fail 35%; back at 17.
+        let secs = run(&[
+            (100, 10.0),
+            (100, 10.0),
+            (65, 12.0),
+            (65, 12.0),
+            (65, 12.0),
+            (65, 12.0),
+            (65, 12.0),
+        ]);
+        let j = journal(&secs, vec![fault("servfail", 11.0, 16.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        let b = i.baseline.as_ref().unwrap();
+        assert_eq!(b.phase, "baseline");
+        assert_eq!(b.error_pct, 0.0);
+        assert_eq!(b.p99_ms, Some(10.0));
+        assert_eq!(i.time_to_impact_s, Some(1.0), "{i:#?}");
+        assert_eq!(i.impact_duration_s, Some(5.0));
+        assert_eq!(
+            i.recovered_after_s,
+            Some(1.0),
+            "17 is one second after the revert"
+        );
+        // The window: injection (11) to the end of the impact (17).
+        assert_eq!((i.window_start_s, i.window_end_s), (11.0, 17.0));
+        assert_eq!(i.requests, 600);
+        assert_eq!(i.failed, 175);
+        assert_eq!(i.errors.dns, 175);
+        assert_eq!(i.peak_error_pct, 35.0);
+        assert!((i.error_pct - 175.0 / 6.0).abs() < 1e-9, "{}", i.error_pct);
+        assert_eq!(i.worst_second_s, Some(12.0));
+        assert!(i.exceeds_tolerance);
+        assert_eq!(i.reasons.len(), 1, "p99 1.2x is within 2x: {:?}", i.reasons);
+        assert!(i.reasons[0].contains("+29.2 pts"), "{:?}", i.reasons);
+    }
+
+    #[test]
+    fn slower_requests_are_a_finding_by_p99_and_are_counted() {
+        // A 200 ms link: p99 230 ms for the 10 s of the fault.
+        let secs = run(&[(100, 230.0); 10]);
+        let j = journal(&secs, vec![fault("slow-link", 10.0, 20.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        assert_eq!(i.time_to_impact_s, Some(0.0));
+        assert_eq!(i.recovered_after_s, Some(0.0));
+        assert_eq!(i.p99_ratio(), Some(23.0));
+        assert!(
+            i.exceeds_tolerance && i.reasons[0].contains("23.0x"),
+            "{:?}",
+            i.reasons
+        );
+        // p50 is 76.7 ms, far over the baseline's p99 of 10 ms: nearly every request is
+        // slower (the estimate takes the seconds' distributions as linear from 0 to p50).
+        assert!((900..=1000).contains(&i.slower_than_baseline_p99), "{i:#?}");
+        assert_eq!(i.failed, 0);
+    }
+
+    #[test]
+    fn within_tolerance_is_measured_but_no_finding() {
+        // p99 1.5x for the fault's 10 s, one failure in 1000: felt, but tolerated.
+        let mut chaos = vec![(100, 15.0); 10];
+        chaos[3] = (99, 15.0);
+        let secs = run(&chaos);
+        let mut j = journal(&secs, vec![fault("mild", 10.0, 20.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        assert_eq!(
+            i.time_to_impact_s,
+            Some(0.0),
+            "1.5x is beyond the baseline's spread"
+        );
+        assert!(!i.exceeds_tolerance, "{:?}", i.reasons);
+        assert!(i.reasons.is_empty());
+        crate::report::analysis::analyse(&mut j, 3);
+        assert!(j.action_items.is_empty(), "{:#?}", j.action_items);
+        // A tighter tolerance makes the same run a finding.
+        j.impact_tolerance.p99_ratio = 1.2;
+        crate::report::analysis::analyse(&mut j, 3);
+        assert_eq!(j.findings().count(), 1);
+        assert_eq!(j.action_items.len(), 1);
+    }
+
+    #[test]
+    fn a_kill_felt_a_second_later_recovers_from_its_impact_not_its_instant() {
+        // An instant fault at 12 (start == end); errors only from 13 to 15.
+        let secs = run(&[(100, 10.0), (100, 10.0), (100, 10.0), (0, 0.0), (50, 20.0)]);
+        let j = journal(&secs, vec![fault("kill", 12.0, 12.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        assert_eq!(i.time_to_impact_s, Some(1.0));
+        assert_eq!(i.impact_duration_s, Some(2.0));
+        assert_eq!(
+            i.recovered_after_s,
+            Some(3.0),
+            "back at 15, the kill was at 12"
+        );
+        assert_eq!(i.peak_error_pct, 100.0);
+        assert!(i.exceeds_tolerance);
+    }
+
+    #[test]
+    fn the_next_fault_interrupts_the_impact_instead_of_adding_to_it() {
+        // `first` (10..12) hurts until 16; `second` starts at 14.
+        let secs = run(&[(50, 10.0); 8]);
+        let j = journal(
+            &secs,
+            vec![fault("first", 10.0, 12.0), fault("second", 14.0, 16.0)],
+        );
+        let is = compute_impacts(&j, 3);
+        assert_eq!(is[0].window_end_s, 14.0);
+        assert_eq!(is[0].recovered_after_s, None);
+        assert_eq!(is[0].interrupted_by.as_deref(), Some("second"));
+        assert_eq!(is[0].requests, 400, "seconds 10..14 only");
+        assert_eq!(is[1].recovered_after_s, Some(2.0));
+    }
+
+    #[test]
+    fn no_fault_free_phase_means_no_baseline_and_no_finding() {
+        let secs = run(&[(50, 10.0); 10]);
+        let j = journal(&secs, vec![fault("everywhere", 0.0, 30.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        assert!(i.baseline.is_none());
+        assert!(!i.exceeds_tolerance);
+        assert_eq!(i.recovered_after_s, None);
+    }
+
+    #[test]
+    fn the_baseline_falls_back_to_the_first_phase_no_fault_touched() {
+        let secs = run(&[(50, 10.0); 10]);
+        let mut j = journal(
+            &secs,
+            vec![fault("early", 2.0, 4.0), fault("late", 12.0, 14.0)],
+        );
+        j.phases[2].role = ROLE_BASELINE.into();
+        assert_eq!(
+            baseline_phase(&j).map(|p| p.name.as_str()),
+            Some("recovery")
+        );
+        j.phases[2].role = ROLE_RECOVERY.into();
+        assert_eq!(
+            baseline_phase(&j).map(|p| p.name.as_str()),
+            Some("recovery")
+        );
+    }
+
+    #[test]
+    fn owners_are_looked_up_by_fault_then_service_then_target() {
+        let secs = run(&[(50, 10.0); 5]);
+        let j = journal(&secs, vec![fault("servfail", 10.0, 15.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        let tol = ImpactTolerance::default();
+        let mut owners = BTreeMap::new();
+        let item = impact_action_item(i, &tol, &owners, &j.windows);
+        assert_eq!(item.owner.as_deref(), Some(UNASSIGNED));
+        assert!(!item.has_owner(), "unassigned is no owner");
+        owners.insert("local".to_owned(), "platform".to_owned());
+        assert_eq!(
+            owner_for(&owners, i),
+            Some(("platform", "local".to_owned()))
+        );
+        owners.insert("backend".to_owned(), "team-backend".to_owned());
+        let item = impact_action_item(i, &tol, &owners, &j.windows);
+        assert_eq!(item.owner.as_deref(), Some("team-backend"));
+        assert!(item.has_owner());
+        assert!(
+            item.detail.as_deref().unwrap().contains("`owners.backend`"),
+            "{item:#?}"
+        );
+        owners.insert("servfail".to_owned(), "dns-team".to_owned());
+        assert_eq!(owner_for(&owners, i).map(|o| o.0), Some("dns-team"));
+    }
+
+    #[test]
+    fn the_drafted_item_carries_its_evidence() {
+        let secs = run(&[(65, 12.0); 6]);
+        let j = journal(&secs, vec![fault("servfail", 10.0, 16.0)]);
+        let i = &compute_impacts(&j, 3)[0];
+        let a = impact_action_item(i, &ImpactTolerance::default(), &BTreeMap::new(), &j.windows);
+        assert_eq!(a.source, ActionSource::Derived);
+        assert_eq!(a.priority.as_deref(), Some("P1"), "35 points is severe");
+        assert!(a.title.contains("`servfail` (dns)"), "{}", a.title);
+        assert!(a.title.contains("35.0% of requests failed"), "{}", a.title);
+        let d = a.detail.unwrap();
+        for want in [
+            "210 of 600 requests failed",
+            "Errors by class: dns: 210",
+            "Worst second: t=10s, 35.0% errors",
+            "service `backend`",
+            "Impact began 0s after injection and lasted 6s",
+        ] {
+            assert!(d.contains(want), "`{want}` missing in: {d}");
+        }
+    }
+
+    #[test]
+    fn slower_share_reads_the_percentiles() {
+        let l = Latency {
+            p50: 10.0,
+            p90: 20.0,
+            p99: 40.0,
+            p999: 80.0,
+            max: 100.0,
+            mean: 12.0,
+        };
+        assert_eq!(slower_share(&l, 100.0), 0.0);
+        assert!((slower_share(&l, 10.0) - 0.5).abs() < 1e-9);
+        assert!((slower_share(&l, 15.0) - 0.3).abs() < 1e-9);
+        assert!((slower_share(&l, 40.0) - 0.01).abs() < 1e-9);
+        assert!((slower_share(&l, 0.0) - 1.0).abs() < 1e-9);
+    }
 }
