@@ -347,7 +347,7 @@ pub fn beyond_tolerance(i: &FaultImpact, tol: &ImpactTolerance) -> Vec<String> {
     if let (Some(ratio), Some(p99), Some(bp99)) = (i.p99_ratio(), i.p99_ms, b.p99_ms) {
         if ratio > tol.p99_ratio + 1e-9 {
             out.push(format!(
-                "p99 {} ms, {}x the baseline's {} ms (tolerance {}x)",
+                "p99 {} ms (mean per second), {}x the baseline's {} ms (tolerance {}x)",
                 fmt_num(p99),
                 fmt_num(ratio),
                 fmt_num(bp99),

@@ -321,98 +321,6 @@ impl Chart {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
-        assert_eq!(nice_step(100.0, 5.0), 20.0);
-        assert_eq!(nice_step(9.0, 5.0), 2.0);
-        assert_eq!(nice_step(0.3, 5.0), 0.1);
-        assert_eq!(nice_step(0.0, 5.0), 1.0);
-    }
-
-    #[test]
-    fn ticks_carry_only_the_decimals_their_step_needs() {
-        assert_eq!(fmt_tick(100.0, 50.0), "100");
-        assert_eq!(fmt_tick(0.5, 0.5), "0.5");
-        assert_eq!(fmt_tick(0.2, 0.1), "0.2");
-        assert_eq!(fmt_tick(0.25, 0.05), "0.25");
-    }
-
-    #[test]
-    fn missing_values_break_the_line() {
-        let c = Chart {
-            id: "c".into(),
-            title: "t".into(),
-            y_unit: " ms".into(),
-            x_range: (0.0, 3.0),
-            x_ticks: vec![],
-            x_caption: "time".into(),
-            series: vec![Series {
-                name: "p99".into(),
-                class: "s1",
-                points: vec![
-                    (0.0, Some(1.0)),
-                    (1.0, None),
-                    (2.0, Some(2.0)),
-                    (3.0, Some(1.0)),
-                ],
-            }],
-            faults: vec![],
-            phases: vec![],
-            thresholds: vec![],
-            hovers: vec![],
-            markers: vec![],
-            y_cap: None,
-        };
-        let svg = c.render();
-        let d = svg
-            .split(" d=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        assert_eq!(d.matches('M').count(), 2, "a gap starts a new subpath: {d}");
-        assert_eq!(d.matches('L').count(), 1);
-    }
-
-    #[test]
-    fn long_labels_are_elided_to_fit() {
-        assert_eq!(fit("baseline", 100.0), "baseline");
-        assert_eq!(fit("a-very-long-phase-name", 70.0), "a-very-lo…");
-        assert_eq!(fit("chaos", 14.0), "");
-    }
-
-    #[test]
-    fn labels_are_escaped() {
-        let c = Chart {
-            id: "c".into(),
-            title: "<script>".into(),
-            y_unit: String::new(),
-            x_range: (0.0, 1.0),
-            x_ticks: vec![],
-            x_caption: String::new(),
-            series: vec![],
-            faults: vec![Span {
-                start: 0.0,
-                end: 1.0,
-                label: "a<b&c".into(),
-            }],
-            phases: vec![],
-            thresholds: vec![],
-            hovers: vec![],
-            markers: vec![],
-            y_cap: None,
-        };
-        let svg = c.render();
-        assert!(!svg.contains("<script>"));
-        assert!(svg.contains("a&lt;b&amp;c"));
-    }
-}
-
 /// Size of a [`Sparkline`], in SVG user units (CSS scales it to the table cell).
 const SPARK_W: f64 = 220.0;
 const SPARK_H: f64 = 44.0;
@@ -502,5 +410,97 @@ impl Sparkline {
         }
         let _ = write!(s, r#"<path class="spark-line" d="{d}"/></svg>"#);
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_step(100.0, 5.0), 20.0);
+        assert_eq!(nice_step(9.0, 5.0), 2.0);
+        assert_eq!(nice_step(0.3, 5.0), 0.1);
+        assert_eq!(nice_step(0.0, 5.0), 1.0);
+    }
+
+    #[test]
+    fn ticks_carry_only_the_decimals_their_step_needs() {
+        assert_eq!(fmt_tick(100.0, 50.0), "100");
+        assert_eq!(fmt_tick(0.5, 0.5), "0.5");
+        assert_eq!(fmt_tick(0.2, 0.1), "0.2");
+        assert_eq!(fmt_tick(0.25, 0.05), "0.25");
+    }
+
+    #[test]
+    fn missing_values_break_the_line() {
+        let c = Chart {
+            id: "c".into(),
+            title: "t".into(),
+            y_unit: " ms".into(),
+            x_range: (0.0, 3.0),
+            x_ticks: vec![],
+            x_caption: "time".into(),
+            series: vec![Series {
+                name: "p99".into(),
+                class: "s1",
+                points: vec![
+                    (0.0, Some(1.0)),
+                    (1.0, None),
+                    (2.0, Some(2.0)),
+                    (3.0, Some(1.0)),
+                ],
+            }],
+            faults: vec![],
+            phases: vec![],
+            thresholds: vec![],
+            hovers: vec![],
+            markers: vec![],
+            y_cap: None,
+        };
+        let svg = c.render();
+        let d = svg
+            .split(" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(d.matches('M').count(), 2, "a gap starts a new subpath: {d}");
+        assert_eq!(d.matches('L').count(), 1);
+    }
+
+    #[test]
+    fn long_labels_are_elided_to_fit() {
+        assert_eq!(fit("baseline", 100.0), "baseline");
+        assert_eq!(fit("a-very-long-phase-name", 70.0), "a-very-lo…");
+        assert_eq!(fit("chaos", 14.0), "");
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let c = Chart {
+            id: "c".into(),
+            title: "<script>".into(),
+            y_unit: String::new(),
+            x_range: (0.0, 1.0),
+            x_ticks: vec![],
+            x_caption: String::new(),
+            series: vec![],
+            faults: vec![Span {
+                start: 0.0,
+                end: 1.0,
+                label: "a<b&c".into(),
+            }],
+            phases: vec![],
+            thresholds: vec![],
+            hovers: vec![],
+            markers: vec![],
+            y_cap: None,
+        };
+        let svg = c.render();
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("a&lt;b&amp;c"));
     }
 }

@@ -11,7 +11,7 @@ use comfy_table::{presets, CellAlignment, Table};
 use super::analysis::{fmt_num, fmt_value};
 use super::impact::owner_for;
 use super::journal::{FaultImpact, Journal, UNASSIGNED};
-use super::markdown::{delta, impact_cells, IMPACT_HEADERS};
+use super::markdown::{delta, fmt_dur};
 
 /// How many findings the summary lists; the report has them all.
 const TOP_FINDINGS: usize = 3;
@@ -38,6 +38,41 @@ fn worst_first(j: &Journal) -> Vec<&FaultImpact> {
         kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
     });
     f
+}
+
+/// One fault's row, shorter than the report's (no peaks, which the report has).
+fn impact_row(i: &FaultImpact) -> [String; 12] {
+    let b = i.baseline.as_ref();
+    let dash = || "–".to_owned();
+    [
+        i.fault.clone(),
+        i.kind.clone(),
+        match (b, i.time_to_impact_s) {
+            (None, _) => dash(),
+            (_, Some(t)) => fmt_dur(t),
+            (_, None) => "none".to_owned(),
+        },
+        fmt_value(i.error_pct, "%"),
+        b.map_or_else(dash, |b| delta(i.error_pct, b.error_pct, "%")),
+        i.p99_ms.map_or_else(dash, |v| fmt_value(v, "ms")),
+        i.p99_ratio()
+            .map_or_else(dash, |r| format!("{}x", fmt_num(r))),
+        format!("{}/{}", i.failed, i.requests),
+        b.and_then(|b| b.p99_ms)
+            .map_or_else(dash, |_| format!("~{}", i.slower_than_baseline_p99)),
+        i.impact_duration_s.map_or_else(dash, fmt_dur),
+        match (b, i.recovered_after_s, &i.interrupted_by) {
+            (None, _, _) => dash(),
+            (_, Some(r), _) => fmt_dur(r),
+            (_, None, Some(_)) => "next fault first".to_owned(),
+            (_, None, None) => "not in the run".to_owned(),
+        },
+        match b {
+            None => "no baseline".to_owned(),
+            Some(_) if i.exceeds_tolerance => "FINDING".to_owned(),
+            Some(_) => "ok".to_owned(),
+        },
+    ]
 }
 
 /// The summary: phases, impacts per fault and the top findings. Empty sections are left
@@ -89,12 +124,42 @@ pub fn render_terminal(j: &Journal) -> String {
         out.push('\n');
     }
     if !j.impacts.is_empty() {
-        out.push_str("What users felt, per fault (against the baseline)\n");
+        let base = j.impacts.iter().find_map(|i| i.baseline.as_ref());
+        match base {
+            Some(b) => {
+                let _ = writeln!(
+                    out,
+                    "What users felt, per fault, against phase `{}` (per-second means; SLOWER: \
+                     successes slower than its p99)",
+                    b.phase
+                );
+            }
+            None => {
+                out.push_str("What users felt, per fault (no fault-free phase to compare with)\n")
+            }
+        }
         let mut t = Table::new();
-        t.load_preset(presets::NOTHING)
-            .set_header(IMPACT_HEADERS.map(|h| h.to_uppercase()));
+        t.load_preset(presets::NOTHING).set_header([
+            "FAULT",
+            "KIND",
+            "IMPACT AFTER",
+            "ERRORS",
+            "VS BASELINE",
+            "P99",
+            "VS BASELINE",
+            "FAILED",
+            "SLOWER",
+            "LASTED",
+            "RECOVERED",
+            "FINDING",
+        ]);
         for i in &j.impacts {
-            t.add_row(impact_cells(i));
+            t.add_row(impact_row(i));
+        }
+        for c in 2..10 {
+            if let Some(c) = t.column_mut(c) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
         }
         push_table(&mut out, &t);
         out.push('\n');
