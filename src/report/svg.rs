@@ -418,6 +418,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sparkline_draws_bars_for_bad_seconds_and_a_line_with_its_reference() {
+        let svg = Sparkline {
+            title: "slow-db <x>".into(),
+            x_range: (0.0, 10.0),
+            shade: (2.0, 6.0),
+            bars: vec![(2.0, 1.0, 0.0), (3.0, 1.0, 50.0), (4.0, 1.0, 100.0)],
+            line: vec![(0.5, Some(10.0)), (1.5, None), (2.5, Some(300.0))],
+            line_ref: Some(10.0),
+        }
+        .render();
+        assert!(svg.starts_with("<svg class=\"spark\""), "{svg}");
+        assert!(
+            svg.contains("<title>slow-db &lt;x&gt;</title>"),
+            "escaped: {svg}"
+        );
+        assert_eq!(
+            svg.matches("class=\"spark-bar\"").count(),
+            2,
+            "no bar for 0%"
+        );
+        assert_eq!(svg.matches("class=\"spark-ref\"").count(), 1);
+        // The gap breaks the line: two moves, no line-to across the missing second.
+        let d = svg.split("class=\"spark-line\" d=\"").nth(1).unwrap();
+        assert_eq!(
+            d.split('"').next().unwrap().matches('M').count(),
+            2,
+            "{svg}"
+        );
+    }
+
+    #[test]
     fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
         assert_eq!(nice_step(100.0, 5.0), 20.0);
         assert_eq!(nice_step(9.0, 5.0), 2.0);
