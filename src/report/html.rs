@@ -67,6 +67,7 @@ svg.spark{width:220px;height:44px;display:block}
 svg .spark-shade{fill:#cf222e;fill-opacity:.1}svg .spark-bar{fill:#cf222e;fill-opacity:.75}
 svg .spark-line{fill:none;stroke:#0969da;stroke-width:1.5}svg .spark-ref{stroke:#59636e;stroke-dasharray:3 2}
 .findings{font-weight:700;margin-left:8px}
+td.numw{text-align:right;font-variant-numeric:tabular-nums}
 @media print{body{background:#fff}main{max-width:none}svg .hover{display:none}}
 "#;
 
@@ -336,9 +337,23 @@ pub fn render_html(j: &Journal) -> String {
                         ""
                     }
                 } else {
-                    "num"
+                    "numw"
                 };
-                let _ = write!(h, "<td class=\"{cls}\">{}</td>", text(cell));
+                // The change and the peak go under the value, as in the phase table.
+                match cell.split_once(" (") {
+                    Some((value, rest)) if k <= 4 => {
+                        let rest = format!("({rest}");
+                        let _ = write!(
+                            h,
+                            "<td class=\"{cls}\">{}<span class=\"delta\">{}</span></td>",
+                            text(value),
+                            text(&rest)
+                        );
+                    }
+                    _ => {
+                        let _ = write!(h, "<td class=\"{cls}\">{}</td>", text(cell));
+                    }
+                }
             }
             let _ = write!(h, "<td>{}</td></tr>", impact_sparkline(j, i));
         }

@@ -370,6 +370,25 @@ pub fn owner_for<'a>(
         .find_map(|k| owners.get(k).map(|o| (o.as_str(), k.clone())))
 }
 
+/// What users felt beyond the tolerance, in a few words per measure (`35.0% of requests
+/// failed (+35.0 pts)`, `p99 12.1x the baseline`): for titles and the verdict's sentence.
+pub fn felt(i: &FaultImpact, tol: &ImpactTolerance) -> Vec<String> {
+    let mut out = Vec::new();
+    let over = i.error_points_over_baseline().unwrap_or(0.0);
+    if over > tol.error_rate_points + 1e-9 {
+        out.push(format!(
+            "{}% of requests failed (+{} pts)",
+            fmt_num(i.error_pct),
+            fmt_num(over)
+        ));
+    }
+    let ratio = i.p99_ratio().unwrap_or(0.0);
+    if ratio > tol.p99_ratio + 1e-9 {
+        out.push(format!("p99 {}x the baseline", fmt_num(ratio)));
+    }
+    out
+}
+
 /// Offsets in reports: tenths of a second.
 fn tenths(t: f64) -> String {
     format!("{}", (t * 10.0).round() / 10.0)
@@ -386,19 +405,9 @@ pub fn impact_action_item(
     owners: &BTreeMap<String, String>,
     windows: &[WindowRecord],
 ) -> ActionItem {
-    let mut felt = Vec::new();
+    let felt = felt(i, tol);
     let over = i.error_points_over_baseline().unwrap_or(0.0);
-    if over > tol.error_rate_points + 1e-9 {
-        felt.push(format!(
-            "{}% of requests failed (+{} pts)",
-            fmt_num(i.error_pct),
-            fmt_num(over)
-        ));
-    }
     let ratio = i.p99_ratio().unwrap_or(0.0);
-    if ratio > tol.p99_ratio + 1e-9 {
-        felt.push(format!("p99 {}x the baseline", fmt_num(ratio)));
-    }
     let title = format!(
         "`{}` ({}) hurt users beyond tolerance: {}: make the service tolerate it",
         i.fault,

@@ -94,7 +94,13 @@ pub(crate) fn verdict(j: &Journal) -> Verdict {
     }
     let felt: Vec<String> = j
         .findings()
-        .map(|i| format!("`{}` ({})", i.fault, i.reasons.join("; ")))
+        .map(|i| {
+            format!(
+                "`{}` ({})",
+                i.fault,
+                super::impact::felt(i, &j.impact_tolerance).join(", ")
+            )
+        })
         .collect();
     if !felt.is_empty() {
         let _ = write!(
