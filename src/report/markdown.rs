@@ -829,14 +829,22 @@ pub(crate) fn r3_r4(j: &Journal) -> Checklist {
     let broke = j.slos.iter().any(|s| !s.passed)
         || j.faults.iter().any(|f| !f.reverted)
         || j.findings().next().is_some();
+    let against_baseline = j.impacts.iter().filter(|i| i.baseline.is_some()).count();
     let mut r3 = vec![(
         measured,
         format!(
-            "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases.",
+            "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases{}.",
             requests,
             measured_seconds(j),
             j.slos.len(),
-            j.phases.len()
+            j.phases.len(),
+            match against_baseline {
+                0 => String::new(),
+                n => format!(
+                    ", what users felt compared with the baseline for {n} of {} faults",
+                    j.faults.len()
+                ),
+            }
         ),
     )];
     // An empty list proves nothing: no box is ticked for it, whatever the verdict (a run
