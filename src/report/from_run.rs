@@ -203,6 +203,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
             }
         })
         .collect();
+    let services = services(loaded);
     let faults = r
         .faults
         .iter()
@@ -220,7 +221,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
                 irreversible: f.irreversible,
                 reverted: f.reverted,
                 detail: f.detail.clone(),
-                service: service_of(loaded, &f.name),
+                service: services.get(&f.name).cloned(),
             })
         })
         .collect();
@@ -315,31 +316,30 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
     j
 }
 
-/// The `service:` a fault's spec names (`process_kill: { service: backend }`), found by the
-/// fault's name in the scenario; `None` for kinds that aim at something else (DNS names,
-/// pod selectors). Read from the spec's serialized form so that every kind with a `service`
-/// field is covered without a line per kind.
-fn service_of(loaded: &Loaded, fault: &str) -> Option<String> {
-    let (entry, _) = loaded
-        .scenario
-        .phases
-        .iter()
-        .enumerate()
-        .flat_map(|(pi, ph)| {
-            ph.faults
-                .iter()
-                .enumerate()
-                .map(move |(fi, f)| (f, (pi, fi)))
-        })
-        .find(|(f, (pi, fi))| crate::scenario::validate::fault_label(f, *pi, *fi) == fault)?;
-    let value = serde_json::to_value(entry).ok()?;
-    entry.kinds().iter().find_map(|kind| {
-        value
-            .get(*kind)
-            .and_then(|spec| spec.get("service"))
-            .and_then(|s| s.as_str())
-            .map(str::to_owned)
-    })
+/// The `service:` each fault's spec names (`process_kill: { service: backend }`), by the
+/// fault's name; kinds that aim at something else (DNS names, pod selectors) have none. Read
+/// from the spec's serialized form so that every kind with a `service` field is covered
+/// without a line per kind.
+fn services(loaded: &Loaded) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for (pi, ph) in loaded.scenario.phases.iter().enumerate() {
+        for (fi, f) in ph.faults.iter().enumerate() {
+            let Ok(value) = serde_json::to_value(f) else {
+                continue;
+            };
+            let service = f.kinds().iter().find_map(|kind| {
+                value
+                    .get(*kind)
+                    .and_then(|spec| spec.get("service"))
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            });
+            if let Some(service) = service {
+                out.insert(crate::scenario::validate::fault_label(f, pi, fi), service);
+            }
+        }
+    }
+    out
 }
 
 /// The scenario as kept in the journal, without the values that commonly hold credentials:
