@@ -832,8 +832,9 @@ pub struct ImpactBaseline {
 /// The fault's window runs from its injection to its revert or to the end of its impact,
 /// whichever is later, and never past the next fault's start (those seconds are the next
 /// fault's). A second is *impacted* when its error rate or p99 is beyond the baseline's own
-/// spread (three standard deviations, with a floor); impact ends where the seconds are back
-/// within it for the recovery rule's good seconds in a row.
+/// spread (three standard deviations, with a floor); impact ends where, from the revert on
+/// (or from the first impacted second, if later), the seconds are back within it for the
+/// recovery rule's good seconds in a row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct FaultImpact {
