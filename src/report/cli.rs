@@ -24,7 +24,7 @@ pub enum Format {
     Md,
     /// `report.html`, self-contained, with charts.
     Html,
-    /// `junit.xml`, one test case per SLO per phase.
+    /// `junit.xml`, one test case per SLO per phase, per fault impact and per revert.
     Junit,
     /// All of the above.
     All,

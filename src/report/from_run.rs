@@ -4,8 +4,9 @@
 //!
 //! The engine's numbers are copied, not recomputed: SLO verdicts, phase measures, windows,
 //! faults and events are the engine's own. What the report adds is derived here through
-//! [`analysis::analyse`]: recovery per fault and per SLO, the DR time to recover, and the
-//! action items derived from what broke.
+//! [`analysis::analyse`]: recovery per fault and per SLO, what users felt per fault
+//! (`impacts`, against the scenario's `impact_tolerance`), the DR time to recover, and the
+//! action items derived from what broke and from what users felt (owners from `owners`).
 
 use time::OffsetDateTime;
 

@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page (no script, no font, no network) with the verdict
 //! on top, SVG charts of latency percentiles, error rate and throughput over time (fault
 //! windows shaded, phases labelled, SLO thresholds drawn), each phase's latency distribution
-//! from its HdrHistogram, and the same tables as the Markdown report.
+//! from its HdrHistogram, a sparkline per fault beside what users felt, and the same tables as
+//! the Markdown report.
 //!
 //! HTML is assembled with `write!` and every piece of journal text goes through
 //! `html_escape`; the page is static, so a template engine would only add a dependency.

@@ -1,10 +1,11 @@
 //! `report.md`: the report people paste into the review document.
 //!
 //! The verdict comes first, then the hypothesis and each SLO per phase, the phases measured
-//! side by side with the change from baseline, the fault timeline, recovery, action items
-//! with blanks to fill, and the checklist. Markdown is built by hand (plain
-//! `write!`): it is a handful of tables, and a templating crate would add more than it saves.
-//! The sentences shared with the HTML report live here too ([`verdict`], [`fmt_dur`]).
+//! side by side with the change from baseline, the fault timeline, what users felt per fault,
+//! recovery, action items with blanks to fill, and the checklist. Markdown is built
+//! by hand (plain `write!`): it is a handful of tables, and a templating crate would add more
+//! than it saves. The sentences and cells shared with the HTML report and the terminal
+//! summary live here too ([`verdict`], [`fmt_dur`], [`impact_cells`]).
 
 use std::fmt::Write as _;
 
