@@ -201,3 +201,41 @@ fn load_durations_are_reported_like_every_scenario_duration() {
     has(&out, f, 20, 29, "`1x` is not a duration");
     assert!(out.contains("4 errors found"), "{out}");
 }
+
+/// Issue 14: `impact_tolerance` and `owners` are checked like every other field, at their
+/// line and column, all at once; valid ones pass.
+#[test]
+fn impact_tolerance_and_owners_mistakes_point_at_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("impact.yaml");
+    let head = "apiVersion: gameday/v1\nkind: Gameday\nmetadata:\n  name: p\ntarget:\n  local:\n    services:\n      - name: web\n        command: [sleep, '60']\nphases:\n  - name: a\n    duration: 1s\n";
+    std::fs::write(
+        &f,
+        format!("{head}impact_tolerance:\n  error_rate_points: 120\n  p99_ratio: 0.5\nowners:\n  web: ''\n"),
+    )
+    .unwrap();
+    let o = gameday(&["validate", f.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    has(
+        &out,
+        "impact.yaml",
+        14,
+        22,
+        "error_rate_points 120 must be percentage points",
+    );
+    has(&out, "impact.yaml", 15, 14, "p99_ratio 0.5 must be");
+    has(&out, "impact.yaml", 17, 8, "owners.web is empty");
+    // A near-miss key is a structural error with a suggestion.
+    std::fs::write(&f, format!("{head}impact_tolerance:\n  p99_ration: 3\n")).unwrap();
+    let out = text(&gameday(&["validate", f.to_str().unwrap()]));
+    has(&out, "impact.yaml", 14, 3, "unknown field `p99_ration`");
+    assert!(out.contains("did you mean `p99_ratio`?"), "{out}");
+    std::fs::write(
+        &f,
+        format!("{head}impact_tolerance: {{ error_rate_points: 0.5 }}\nowners:\n  web: team-web\n  local: platform\n"),
+    )
+    .unwrap();
+    let o = gameday(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

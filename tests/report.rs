@@ -20,14 +20,18 @@ fn violated() -> Journal {
     simulated(&Sim::default())
 }
 
-/// A run where the fault is mild and every SLO holds.
+/// A run where the fault is mild and every SLO holds (yet p99 is 2.7x the baseline's).
 fn held() -> Journal {
-    simulated(&Sim {
+    simulated(&held_sim())
+}
+
+fn held_sim() -> Sim {
+    Sim {
         run_id: "r-20261001-c3d4".into(),
         fault_delay_ms: 20.0,
         fault_errors: 0.0,
         ..Sim::default()
-    })
+    }
 }
 
 #[test]
@@ -165,10 +169,215 @@ fn a_held_run_says_so_and_derives_no_slo_items() {
     let j = held();
     let md = render_markdown(&j);
     assert!(md.contains("**Verdict: ✅ HELD**"));
+    // The only derived item is what users felt (p99 2.7x the baseline), none from an SLO.
+    assert!(j
+        .action_items
+        .iter()
+        .all(|a| a.source == ActionSource::Scenario
+            || a.title.contains("hurt users beyond tolerance")));
+}
+
+/// Issue 14: every SLO held, yet users felt the fault (p99 2.7x the baseline's for nine
+/// seconds): the run says both, drafts an action item with its evidence, and does not tick
+/// the R-3 owner box for an item nobody owns.
+#[test]
+fn a_fault_that_hurts_users_while_every_slo_holds_is_a_finding_with_an_action_item() {
+    let j = held();
+    assert_eq!(j.run.outcome, Outcome::Held);
+    assert!(j.slos.iter().all(|s| s.passed));
+    assert_eq!(j.impacts.len(), 1);
+    let i = &j.impacts[0];
+    assert!(i.exceeds_tolerance, "{i:#?}");
+    let ratio = i.p99_ratio().unwrap();
+    assert!(ratio > 2.0, "{ratio}");
+    assert!(i.slower_than_baseline_p99 > 100, "{i:#?}");
+    let derived: Vec<&ActionItem> = j
+        .action_items
+        .iter()
+        .filter(|a| a.source == ActionSource::Derived)
+        .collect();
+    assert_eq!(derived.len(), 1, "{derived:#?}");
+    let a = derived[0];
+    assert!(a.title.contains("`slow-db` (latency)"), "{}", a.title);
+    assert!(a.title.contains("x the baseline"), "{}", a.title);
+    assert_eq!(a.owner.as_deref(), Some(UNASSIGNED));
+    let d = a.detail.as_deref().unwrap();
+    for want in [
+        "service `orders-db`",
+        "succeeded slower than the baseline's p99",
+        "Worst second: t=",
+        "Impact began",
+    ] {
+        assert!(d.contains(want), "`{want}` missing: {d}");
+    }
+    let md = render_markdown(&j);
+    assert!(
+        md.contains("**Verdict: ✅ HELD** · **1 finding** ·"),
+        "{md}"
+    );
+    assert!(md.contains("## What users felt, per fault"), "{md}");
+    assert!(md.contains("| `slow-db` (latency) |"), "{md}");
+    assert!(md.contains("❌ **FINDING**"), "{md}");
+    assert!(md.contains("owner: unassigned"), "{md}");
+    assert!(
+        md.contains("- [ ] Every action item has an owner and a due date"),
+        "{md}"
+    );
+    assert!(
+        md.contains("(1 with an owner)"),
+        "only the scenario's: {md}"
+    );
+    let html = render_html(&j);
+    assert!(html.contains("id=\"impact-table\""));
+    assert!(html.contains("class=\"spark\""));
+    assert!(html.contains("id=\"findings\">· 1 finding<"));
+
+    // With `owners`, the service's owner is suggested, and then every item has one.
+    let mut j = simulated(&Sim {
+        owners: vec![("orders-db", "team-db")],
+        ..held_sim()
+    });
+    let a = j
+        .action_items
+        .iter()
+        .find(|a| a.source == ActionSource::Derived)
+        .unwrap();
+    assert_eq!(a.owner.as_deref(), Some("team-db"));
+    assert!(a.detail.as_deref().unwrap().contains("`owners.orders-db`"));
+    for a in &mut j.action_items {
+        a.due.get_or_insert_with(|| "2027-01-15".into());
+    }
+    let md = render_markdown(&j);
+    assert!(
+        md.contains("- [x] Every action item has an owner and a due date: 2 of 2"),
+        "{md}"
+    );
+    // An owner written as `unassigned` is no owner.
+    j.action_items[1].owner = Some(UNASSIGNED.into());
+    assert!(render_markdown(&j).contains("- [ ] Every action item has an owner"));
+}
+
+#[test]
+fn an_impact_within_tolerance_is_no_finding() {
+    let j = simulated(&Sim {
+        impact_tolerance: ImpactTolerance {
+            error_rate_points: 1.0,
+            p99_ratio: 5.0,
+        },
+        ..held_sim()
+    });
+    assert_eq!(j.impacts.len(), 1);
+    assert!(!j.impacts[0].exceeds_tolerance, "{:#?}", j.impacts[0]);
+    assert!(
+        j.impacts[0].time_to_impact_s.is_some(),
+        "felt, but tolerated"
+    );
+    assert_eq!(j.findings().count(), 0);
     assert!(j
         .action_items
         .iter()
         .all(|a| a.source == ActionSource::Scenario));
+    let md = render_markdown(&j);
+    assert!(
+        md.contains("**Verdict: ✅ HELD** · The"),
+        "no findings suffix: {md}"
+    );
+    assert!(md.contains("| within tolerance |"), "{md}");
+    assert!(!md.contains("FINDING"), "{md}");
+}
+
+#[test]
+fn junit_has_an_impact_case_per_fault_failing_beyond_tolerance() {
+    for (j, fails) in [
+        (violated(), true),
+        (
+            simulated(&Sim {
+                impact_tolerance: ImpactTolerance {
+                    error_rate_points: 50.0,
+                    p99_ratio: 100.0,
+                },
+                ..Sim::default()
+            }),
+            false,
+        ),
+    ] {
+        let xml = render_junit(&j).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let suite = doc
+            .descendants()
+            .find(|n| {
+                n.has_tag_name("testsuite")
+                    && n.attribute("name").is_some_and(|v| v.ends_with("/ impact"))
+            })
+            .expect("an impact suite");
+        let cases: Vec<_> = suite
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        assert_eq!(cases.len(), j.faults.len());
+        assert_eq!(cases[0].attribute("name"), Some("impact of slow-db"));
+        let failure = cases[0].children().find(|n| n.has_tag_name("failure"));
+        assert_eq!(failure.is_some(), fails, "{xml}");
+        if let Some(f) = failure {
+            assert_eq!(f.attribute("type"), Some("impact_beyond_tolerance"));
+            assert!(f.attribute("message").unwrap().contains("29.8x"), "{xml}");
+        }
+    }
+}
+
+/// The summary `gameday run` prints, as reviewed snapshots: phases, what users felt per
+/// fault, and the top findings with their owners.
+#[test]
+fn terminal_summary_snapshot() {
+    insta::assert_snapshot!("terminal_summary_violated", render_terminal(&violated()));
+    insta::assert_snapshot!(
+        "terminal_summary_held_with_owner",
+        render_terminal(&simulated(&Sim {
+            owners: vec![("local", "platform")],
+            ..held_sim()
+        }))
+    );
+}
+
+/// Journals written before impacts existed have no `impacts`, `impact_tolerance`, `owners`
+/// or fault `service`: they still load, with the defaults, and `gameday report` works the
+/// impacts out from their windows.
+#[test]
+fn an_old_journal_without_impacts_loads_and_gets_them_on_re_render() {
+    let mut v = serde_json::to_value(violated()).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    for k in ["impacts", "impact_tolerance", "owners"] {
+        assert!(obj.remove(k).is_some(), "{k}");
+    }
+    for f in obj["faults"].as_array_mut().unwrap() {
+        f.as_object_mut().unwrap().remove("service");
+    }
+    obj["action_items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| !a["title"].as_str().unwrap().contains("hurt users"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let old = read_journal(&path).unwrap();
+    assert!(old.impacts.is_empty());
+    assert_eq!(old.impact_tolerance, ImpactTolerance::default());
+    assert!(old.owners.is_empty() && old.faults[0].service.is_none());
+
+    let mut filled = old.clone();
+    impact::fill_missing(&mut filled);
+    assert_eq!(filled.impacts.len(), 1);
+    assert!(filled.impacts[0].exceeds_tolerance);
+    assert_eq!(filled.action_items.len(), old.action_items.len() + 1);
+    let again = filled.clone();
+    impact::fill_missing(&mut filled);
+    assert_eq!(filled, again, "a journal with impacts is left as it is");
+
+    let o = gameday().arg("report").arg(&path).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("## What users felt, per fault"), "{md}");
+    assert!(md.contains("· **1 finding**"), "{md}");
 }
 
 /// An empty list of actions proves nothing: the R-3 boxes about actions stay unticked for it,
@@ -211,7 +420,8 @@ fn junit_has_a_case_per_slo_per_phase_and_fails_the_broken_ones() {
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
     let slo_cases = j.slos.len() * j.phases.len();
-    assert_eq!(cases.len(), slo_cases + j.faults.len());
+    // One case per SLO per phase, one per fault's impact, one per fault's revert.
+    assert_eq!(cases.len(), slo_cases + 2 * j.faults.len());
     let failed: Vec<&str> = cases
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
@@ -226,6 +436,7 @@ fn junit_has_a_case_per_slo_per_phase_and_fails_the_broken_ones() {
                 .filter(|r| !r.passed)
                 .map(move |r| format!("{} [{}]", s.name, r.phase))
         })
+        .chain(j.findings().map(|i| format!("impact of {}", i.fault)))
         .collect();
     assert_eq!(failed, expected);
     let root = doc.root_element();
@@ -263,7 +474,8 @@ fn junit_escapes_names_and_marks_a_failed_revert_as_an_error() {
 
 #[test]
 fn html_is_self_contained() {
-    let html = render_html(&violated());
+    let j = violated();
+    let html = render_html(&j);
     assert!(html.starts_with("<!doctype html>"));
     for banned in ["<script", "<link", " src=", "@import", "url("] {
         assert!(
@@ -275,8 +487,8 @@ fn html_is_self_contained() {
     assert!(!without_ns.contains("http://") && !without_ns.contains("https://"));
     assert_eq!(
         html.matches("<svg").count(),
-        4,
-        "latency, errors, throughput, distribution"
+        4 + j.impacts.len(),
+        "latency, errors, throughput, distribution, a sparkline per fault"
     );
     assert!(html.contains("<g class=\"fault\">"), "fault window shaded");
     assert!(html.contains("class=\"phase-label\""), "phases labelled");
@@ -804,7 +1016,8 @@ fn real_gamedays_render_every_format_and_compare_flags_the_regression() {
         .filter(|n| n.has_tag_name("testcase"))
         .count();
     let judged: usize = new.slos.iter().map(|s| s.per_phase.len()).sum();
-    assert_eq!(cases, judged + new.faults.len());
+    // ... and one per fault for its impact on users.
+    assert_eq!(cases, judged + 2 * new.faults.len());
     let failed_slo_phases = new
         .slos
         .iter()
@@ -813,7 +1026,7 @@ fn real_gamedays_render_every_format_and_compare_flags_the_regression() {
         .count();
     assert_eq!(
         doc.root_element().attribute("failures").unwrap(),
-        failed_slo_phases.to_string()
+        (failed_slo_phases + new.findings().count()).to_string()
     );
 
     // The HTML as a person sees it.

@@ -69,9 +69,15 @@ pub async fn run(args: &RunArgs) -> i32 {
     if let Err(e) = crate::report::write_all(&report, &result.run_dir) {
         eprintln!("gameday: cannot write the report: {e}");
     }
+    // The hypothesis is the verdict; what users felt beyond the tolerance is said beside it.
+    let findings = match report.findings().count() {
+        0 => String::new(),
+        1 => " · 1 finding".to_owned(),
+        n => format!(" · {n} findings"),
+    };
     let verdict = match result.outcome {
-        Outcome::Held => "HYPOTHESIS HELD".to_string(),
-        Outcome::Violated => "HYPOTHESIS VIOLATED".to_string(),
+        Outcome::Held => format!("HYPOTHESIS HELD{findings}"),
+        Outcome::Violated => format!("HYPOTHESIS VIOLATED{findings}"),
         Outcome::Aborted => format!(
             "ABORTED ({}); every fault was reverted",
             result.abort_reason.as_deref().unwrap_or("?")
@@ -89,6 +95,7 @@ pub async fn run(args: &RunArgs) -> i32 {
             result.abort_reason.as_deref().unwrap_or("?")
         ),
     };
+    print!("{}", crate::report::render_terminal(&report));
     for s in &result.slos {
         let phases: Vec<String> = s
             .per_phase

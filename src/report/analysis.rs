@@ -1,5 +1,6 @@
-//! Pure analysis of a [`Journal`]: recovery times, action items derived from what broke, and
-//! the comparison of two runs of the same scenario.
+//! Pure analysis of a [`Journal`]: recovery times, action items derived from what broke (and
+//! from what users felt, via [`super::impact`]), and the comparison of two runs of the same
+//! scenario.
 //!
 //! Nothing here does IO or reads a clock, so every rule can be pinned by a unit test with a
 //! handful of hand-made windows. The engine calls [`compute_recovery`],
@@ -79,7 +80,7 @@ pub fn recovery_time(
 
 /// The start of the first stretch of `good` windows that lasts `good_seconds`: the engine's
 /// rule ([`hypothesis::first_good_stretch`]), so the report never contradicts the verdict.
-fn first_good_stretch<'a>(
+pub(crate) fn first_good_stretch<'a>(
     windows: impl IntoIterator<Item = &'a WindowRecord>,
     good_seconds: u32,
     good: impl Fn(&WindowRecord) -> bool,
@@ -168,10 +169,12 @@ pub fn time_to_recover(journal: &Journal, good_seconds: u32) -> Option<f64> {
 
 /// Fills what the report derives from the measurements, in one call for the engine once
 /// windows, phases, SLOs and faults are in: `recovery` (for every fault and windowed SLO),
-/// the playbook's `time_to_recover_s`, and the derived action items (replacing any derived
+/// `impacts` (what users felt per fault, against `impact_tolerance`), the playbook's
+/// `time_to_recover_s`, and the derived action items (replacing any derived
 /// ones already there, so calling it twice changes nothing).
 pub fn analyse(journal: &mut Journal, good_seconds: u32) {
     journal.recovery = compute_recovery(journal, good_seconds);
+    journal.impacts = super::impact::compute_impacts(journal, good_seconds);
     if journal.playbook.is_some() {
         let ttr = time_to_recover(journal, good_seconds);
         if let Some(pb) = journal.playbook.as_mut() {
@@ -290,8 +293,9 @@ fn worst_window<'a>(
 
 /// Action items derived from what broke: one per SLO per phase where it failed (which SLO,
 /// by how much, during which fault), one per fault whose revert failed, one per SLO that
-/// never recovered (unless its recovery phase already says so), and one when the
-/// measurement itself was not trusted. Owner and due date are left for the review to fill;
+/// never recovered (unless its recovery phase already says so), one per fault whose impact
+/// on users (`journal.impacts`) is beyond tolerance (see [`super::impact`]), and one when
+/// the measurement itself was not trusted. Owner and due date are left for the review to fill;
 /// the priority is a suggestion: P1 for a broken steady state, a failed revert, no recovery
 /// or an SLO missed by 2x or more; P2 for other misses; P3 for measurement quality.
 pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
@@ -460,6 +464,16 @@ pub fn derive_action_items(journal: &Journal) -> Vec<ActionItem> {
                 r.good_seconds
             )),
         });
+    }
+    // What users felt: a fault beyond `impact_tolerance` is a finding whatever the SLOs
+    // said (an SLO item may name the same fault; this one carries the users' side).
+    for i in journal.impacts.iter().filter(|i| i.exceeds_tolerance) {
+        items.push(super::impact::impact_action_item(
+            i,
+            &journal.impact_tolerance,
+            &journal.owners,
+            &journal.windows,
+        ));
     }
     let untrusted = journal.windows.iter().filter(|w| !w.trusted).count();
     let dropped: u64 = journal.windows.iter().map(|w| w.dropped).sum();
@@ -973,10 +987,14 @@ mod tests {
                 irreversible: false,
                 reverted: true,
                 detail: None,
+                service: Some("web".into()),
             }],
             recovery: vec![],
             action_items: vec![],
             playbook: None,
+            impact_tolerance: ImpactTolerance::default(),
+            owners: Default::default(),
+            impacts: vec![],
         }
     }
 

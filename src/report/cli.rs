@@ -24,7 +24,7 @@ pub enum Format {
     Md,
     /// `report.html`, self-contained, with charts.
     Html,
-    /// `junit.xml`, one test case per SLO per phase.
+    /// `junit.xml`, one test case per SLO per phase, per fault impact and per revert.
     Junit,
     /// All of the above.
     All,
@@ -53,7 +53,8 @@ pub struct ReportArgs {
 
 /// Runs `gameday report`; returns the process exit code.
 pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
-    let journal = read_journal(&args.journal)?;
+    let mut journal = read_journal(&args.journal)?;
+    super::impact::fill_missing(&mut journal);
     let out = match &args.out {
         Some(dir) => dir.clone(),
         None => args

@@ -4,8 +4,9 @@
 //!
 //! The engine's numbers are copied, not recomputed: SLO verdicts, phase measures, windows,
 //! faults and events are the engine's own. What the report adds is derived here through
-//! [`analysis::analyse`]: recovery per fault and per SLO, the DR time to recover, and the
-//! action items derived from what broke.
+//! [`analysis::analyse`]: recovery per fault and per SLO, what users felt per fault
+//! (`impacts`, against the scenario's `impact_tolerance`), the DR time to recover, and the
+//! action items derived from what broke and from what users felt (owners from `owners`).
 
 use time::OffsetDateTime;
 
@@ -203,6 +204,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
             }
         })
         .collect();
+    let services = services(loaded);
     let faults = r
         .faults
         .iter()
@@ -220,6 +222,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
                 irreversible: f.irreversible,
                 reverted: f.reverted,
                 detail: f.detail.clone(),
+                service: services.get(&f.name).cloned(),
             })
         })
         .collect();
@@ -300,9 +303,44 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
                 .collect(),
             time_to_recover_s: None,
         }),
+        impact_tolerance: s
+            .impact_tolerance
+            .map(|t| ImpactTolerance {
+                error_rate_points: t.error_rate_points,
+                p99_ratio: t.p99_ratio,
+            })
+            .unwrap_or_default(),
+        owners: s.owners.clone(),
+        impacts: vec![],
     };
     analysis::analyse(&mut j, good_seconds(loaded));
     j
+}
+
+/// The `service:` each fault's spec names (`process_kill: { service: backend }`), by the
+/// fault's name; kinds that aim at something else (DNS names, pod selectors) have none. Read
+/// from the spec's serialized form so that every kind with a `service` field is covered
+/// without a line per kind.
+fn services(loaded: &Loaded) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for (pi, ph) in loaded.scenario.phases.iter().enumerate() {
+        for (fi, f) in ph.faults.iter().enumerate() {
+            let Ok(value) = serde_json::to_value(f) else {
+                continue;
+            };
+            let service = f.kinds().iter().find_map(|kind| {
+                value
+                    .get(*kind)
+                    .and_then(|spec| spec.get("service"))
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            });
+            if let Some(service) = service {
+                out.insert(crate::scenario::validate::fault_label(f, pi, fi), service);
+            }
+        }
+    }
+    out
 }
 
 /// The scenario as kept in the journal, without the values that commonly hold credentials:

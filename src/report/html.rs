@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page (no script, no font, no network) with the verdict
 //! on top, SVG charts of latency percentiles, error rate and throughput over time (fault
 //! windows shaded, phases labelled, SLO thresholds drawn), each phase's latency distribution
-//! from its HdrHistogram, and the same tables as the Markdown report.
+//! from its HdrHistogram, a sparkline per fault beside what users felt, and the same tables as
+//! the Markdown report.
 //!
 //! HTML is assembled with `write!` and every piece of journal text goes through
 //! `html_escape`; the page is static, so a template engine would only add a dependency.
@@ -13,9 +14,10 @@ use html_escape::encode_text as text;
 use super::analysis::{fmt_num, fmt_value, phase_histogram, rfc3339, Change, RunComparison};
 use super::journal::{ActionSource, EventKind, Journal, SloMetric};
 use super::markdown::{
-    delta, fmt_dur, fmt_offset, phase_label, r3_r4, slo_cell, slo_columns, verdict, PHASE_METRICS,
+    delta, findings_suffix, fmt_dur, fmt_offset, impact_cells, impact_preamble, phase_label, r3_r4,
+    slo_cell, slo_columns, verdict, IMPACT_HEADERS, PHASE_METRICS,
 };
-use super::svg::{Chart, Series, Span};
+use super::svg::{Chart, Series, Span, Sparkline};
 
 const CSS: &str = r#"
 :root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--line:#d1d9e0;--good:#1a7f37;--bad:#cf222e;--goodbg:#dafbe1;--badbg:#ffebe9;--warnbg:#fff8c5}
@@ -62,6 +64,11 @@ ol.actions{padding-left:22px}ol.actions li{margin:8px 0}
 ul.check{list-style:none;padding-left:4px}ul.check li::before{content:"☐ ";}ul.check li.ok::before{content:"☑ ";color:var(--good)}
 .warn{background:var(--warnbg);padding:8px 12px;border-radius:6px}
 footer{margin-top:30px;color:var(--muted);font-size:13px}
+svg.spark{width:220px;height:44px;display:block}
+svg .spark-shade{fill:#cf222e;fill-opacity:.1}svg .spark-bar{fill:#cf222e;fill-opacity:.75}
+svg .spark-line{fill:none;stroke:#0969da;stroke-width:1.5}svg .spark-ref{stroke:#59636e;stroke-dasharray:3 2}
+.findings{font-weight:700;margin-left:8px}
+td.numw{text-align:right;font-variant-numeric:tabular-nums}
 @media print{body{background:#fff}main{max-width:none}svg .hover{display:none}}
 "#;
 
@@ -104,11 +111,14 @@ pub fn render_html(j: &Journal) -> String {
     let mut h = page_head(&format!("{} · gameday {}", v.label, j.run.scenario_name));
     let _ = write!(
         h,
-        "<header class=\"verdict {cls}\"><span class=\"badge\" id=\"verdict-label\">{label}</span>\
+        "<header class=\"verdict {cls}\"><span class=\"badge\" id=\"verdict-label\">{label}</span>{findings}\
          <h1>Gameday report: {name}</h1><p id=\"verdict\">{sentence}</p>\
          <p class=\"meta\">Run <code>{id}</code> · {start} · {dur} · exit code {code}{owner}</p></header>",
         cls = if v.good { "good" } else { "bad" },
         label = text(v.label),
+        findings = findings_suffix(j)
+            .map(|f| format!("<span class=\"findings\" id=\"findings\">· {}</span>", text(&f)))
+            .unwrap_or_default(),
         name = text(&j.run.scenario_name),
         sentence = inline(&v.sentence),
         id = text(&j.run.id),
@@ -299,6 +309,71 @@ pub fn render_html(j: &Journal) -> String {
     }
     h.push_str("</section>\n");
 
+    // What users felt, per fault.
+    if !j.impacts.is_empty() {
+        let _ = write!(
+            h,
+            "<section id=\"impact\"><h2>What users felt, per fault</h2><p>{}</p><table id=\"impact-table\"><tr>",
+            inline(&impact_preamble(j))
+        );
+        for head in IMPACT_HEADERS {
+            let _ = write!(h, "<th>{head}</th>");
+        }
+        h.push_str("<th>per second</th></tr>");
+        for i in &j.impacts {
+            let c = impact_cells(i);
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code> {}</td>",
+                text(&i.fault),
+                text(&i.kind)
+            );
+            for (k, cell) in c.iter().enumerate().skip(1) {
+                let cls = if k == c.len() - 1 {
+                    if i.exceeds_tolerance {
+                        "fail"
+                    } else if i.baseline.is_some() {
+                        "pass"
+                    } else {
+                        ""
+                    }
+                } else {
+                    "numw"
+                };
+                // The change and the peak go under the value, as in the phase table.
+                match cell.split_once(" (") {
+                    Some((value, rest)) if k <= 4 => {
+                        let rest = format!("({rest}");
+                        let _ = write!(
+                            h,
+                            "<td class=\"{cls}\">{}<span class=\"delta\">{}</span></td>",
+                            text(value),
+                            text(&rest)
+                        );
+                    }
+                    _ => {
+                        let _ = write!(h, "<td class=\"{cls}\">{}</td>", text(cell));
+                    }
+                }
+            }
+            let _ = write!(h, "<td>{}</td></tr>", impact_sparkline(j, i));
+        }
+        h.push_str("</table>");
+        if j.findings().next().is_some() {
+            h.push_str("<ul>");
+            for i in j.findings() {
+                let _ = write!(
+                    h,
+                    "<li><code>{}</code>: {}.</li>",
+                    text(&i.fault),
+                    text(&i.reasons.join("; "))
+                );
+            }
+            h.push_str("</ul>");
+        }
+        h.push_str("<p class=\"meta\">Per second: bars are the error rate (0–100%), the line is p99 with the baseline's dashed; the shaded span is the fault's window.</p></section>\n");
+    }
+
     // Recovery.
     h.push_str("<section id=\"recovery\"><h2>Recovery</h2>");
     if j.recovery.is_empty() {
@@ -350,7 +425,7 @@ pub fn render_html(j: &Journal) -> String {
         .count();
     let _ = write!(
         h,
-        "<section id=\"actions\"><h2>Action items</h2><p>{} items: {} from the scenario, {} derived from what broke. Fill in owner and due date in the review.</p><ol class=\"actions\">",
+        "<section id=\"actions\"><h2>Action items</h2><p>{} items: {} from the scenario, {} derived from what broke or what users felt. Fill in owner and due date in the review.</p><ol class=\"actions\">",
         j.action_items.len(),
         j.action_items.len() - derived,
         derived
@@ -443,6 +518,35 @@ pub fn render_html(j: &Journal) -> String {
         j.journal_version
     );
     h
+}
+
+/// One fault's seconds as a sparkline: its window shaded, with a few seconds either side.
+fn impact_sparkline(j: &Journal, i: &super::journal::FaultImpact) -> String {
+    let lead = 3.0;
+    let (a, b) = (i.window_start_s - lead, i.window_end_s + lead);
+    let ws: Vec<_> = j
+        .windows
+        .iter()
+        .filter(|w| w.end_s() > a && w.t_s < b)
+        .collect();
+    Sparkline {
+        title: format!(
+            "{}: errors and p99 per second, t={:.0}s to t={:.0}s",
+            i.fault, a, b
+        ),
+        x_range: (a, b),
+        shade: (i.window_start_s, i.window_end_s),
+        bars: ws
+            .iter()
+            .map(|w| (w.t_s, w.duration_s, w.error_pct().unwrap_or(0.0)))
+            .collect(),
+        line: ws
+            .iter()
+            .map(|w| (w.t_s + w.duration_s / 2.0, w.latency_ms.map(|l| l.p99)))
+            .collect(),
+        line_ref: i.baseline.as_ref().and_then(|b| b.p99_ms),
+    }
+    .render()
 }
 
 /// Phases and faults as chart spans.

@@ -69,6 +69,18 @@ pub struct Journal {
     /// The disaster-recovery playbook exercised by this run, for DR drills.
     #[serde(default)]
     pub playbook: Option<Playbook>,
+    /// How much a fault may hurt users before it is a finding, as resolved from the
+    /// scenario's `impact_tolerance` (defaults for journals written before it existed).
+    #[serde(default)]
+    pub impact_tolerance: ImpactTolerance,
+    /// Who owns what, from the scenario's `owners`: service, target or fault name to owner.
+    /// Action items drafted from a fault's impact take their suggested owner from here.
+    #[serde(default)]
+    pub owners: std::collections::BTreeMap<String, String>,
+    /// What users felt, per fault, against the baseline (see `report::impact`). Empty in
+    /// journals written before it existed; `gameday report` works it out again for them.
+    #[serde(default)]
+    pub impacts: Vec<FaultImpact>,
 }
 
 /// Who ran what, when, and how it ended.
@@ -634,6 +646,10 @@ pub struct FaultRecord {
     /// How it was delivered, when the kind alone does not say (`method: fis, ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The service it was aimed at (its spec's `service:`), when it names one: the first key
+    /// looked up in `owners` after the fault's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 impl FaultRecord {
@@ -688,13 +704,27 @@ pub struct ActionItem {
     pub detail: Option<String>,
 }
 
+/// The owner text of an action item drafted without anyone to suggest: shown as is, and
+/// never counted as an owner.
+pub const UNASSIGNED: &str = "unassigned";
+
+impl ActionItem {
+    /// Whether a person or team owns the item: set, not blank and not [`UNASSIGNED`].
+    pub fn has_owner(&self) -> bool {
+        self.owner
+            .as_deref()
+            .is_some_and(|o| !o.trim().is_empty() && o.trim() != UNASSIGNED)
+    }
+}
+
 /// Where an [`ActionItem`] comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionSource {
     /// Written in the scenario before the run.
     Scenario,
-    /// Derived by gameday from what broke.
+    /// Derived by gameday from what broke (an SLO, a revert) or from what users felt (a
+    /// fault's impact beyond `impact_tolerance`).
     Derived,
 }
 
@@ -737,7 +767,164 @@ pub struct PlaybookStep {
     pub confirmed_at: Option<OffsetDateTime>,
 }
 
+/// How much worse than the baseline a fault may make things for users before it is a
+/// finding (and drafts an action item), whatever the SLOs say.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ImpactTolerance {
+    /// Error rate over the fault's window may exceed the baseline's by this many percentage
+    /// points (default 1).
+    #[serde(default = "default_error_points")]
+    pub error_rate_points: f64,
+    /// p99 over the fault's window may reach this multiple of the baseline's (default 2).
+    #[serde(default = "default_p99_ratio")]
+    pub p99_ratio: f64,
+}
+
+/// Default [`ImpactTolerance::error_rate_points`].
+pub const DEFAULT_ERROR_RATE_POINTS: f64 = 1.0;
+/// Default [`ImpactTolerance::p99_ratio`].
+pub const DEFAULT_P99_RATIO: f64 = 2.0;
+
+fn default_error_points() -> f64 {
+    DEFAULT_ERROR_RATE_POINTS
+}
+
+fn default_p99_ratio() -> f64 {
+    DEFAULT_P99_RATIO
+}
+
+impl Default for ImpactTolerance {
+    fn default() -> Self {
+        ImpactTolerance {
+            error_rate_points: DEFAULT_ERROR_RATE_POINTS,
+            p99_ratio: DEFAULT_P99_RATIO,
+        }
+    }
+}
+
+/// The steady state a fault's impact is measured against: the baseline phase's seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ImpactBaseline {
+    /// The phase measured.
+    pub phase: String,
+    /// Seconds of it that counted (trusted, with requests).
+    pub seconds: f64,
+    /// Failed and dropped requests, percent of attempted ones, over the phase.
+    pub error_pct: f64,
+    /// Standard deviation of the per-second error rate, percentage points.
+    pub error_pct_sd: f64,
+    /// Mean of the per-second p50s, ms (weighted by successful requests).
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// Mean of the per-second p99s, ms (weighted by successful requests): compared with the
+    /// same mean during the fault, so like is compared with like.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// Standard deviation of the per-second p99s, ms.
+    #[serde(default)]
+    pub p99_ms_sd: Option<f64>,
+}
+
+/// What users felt during and after one fault, against the baseline.
+///
+/// The fault's window runs from its injection to its revert or to the end of its impact,
+/// whichever is later, and never past the next fault's start (those seconds are the next
+/// fault's). A second is *impacted* when its error rate or p99 is beyond the baseline's own
+/// spread (three standard deviations, with a floor); impact ends where, from the revert on
+/// (or from the first impacted second, if later), the seconds are back within it for the
+/// recovery rule's good seconds in a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FaultImpact {
+    /// The fault, by name.
+    pub fault: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its scenario target.
+    pub target: String,
+    /// The service it was aimed at, when its spec names one.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The reference; absent when the run has no fault-free phase to compare with.
+    #[serde(default)]
+    pub baseline: Option<ImpactBaseline>,
+    /// Start of the fault's window (its injection), seconds since the run started.
+    pub window_start_s: f64,
+    /// End of the fault's window, seconds since the run started.
+    pub window_end_s: f64,
+    /// Other faults active at some point of the window: their effects are mixed in.
+    #[serde(default)]
+    pub concurrent_with: Vec<String>,
+    /// Seconds from injection to the first impacted second; absent when none was.
+    #[serde(default)]
+    pub time_to_impact_s: Option<f64>,
+    /// Seconds from the first impacted second to the end of the impact.
+    #[serde(default)]
+    pub impact_duration_s: Option<f64>,
+    /// Seconds from the revert (or from the first impacted second, if later) to the start of
+    /// the first stretch of good seconds; absent when the window ran out first.
+    #[serde(default)]
+    pub recovered_after_s: Option<f64>,
+    /// The next fault started before the seconds were back within the baseline's spread.
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
+    /// Requests attempted in the window (completed and dropped).
+    pub requests: u64,
+    /// Of those, requests that failed or were dropped.
+    pub failed: u64,
+    /// Successful requests slower than the baseline's p99, estimated from each second's
+    /// percentiles (in steady state about 1% are, by definition).
+    pub slower_than_baseline_p99: u64,
+    /// Error rate over the window, percent.
+    pub error_pct: f64,
+    /// The worst second's error rate, percent.
+    pub peak_error_pct: f64,
+    /// Mean of the window's per-second p50s, ms.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// The worst second's p50, ms.
+    #[serde(default)]
+    pub peak_p50_ms: Option<f64>,
+    /// Mean of the window's per-second p99s, ms.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// The worst second's p99, ms.
+    #[serde(default)]
+    pub peak_p99_ms: Option<f64>,
+    /// The worst second: the highest error rate, else the highest p99; its start.
+    #[serde(default)]
+    pub worst_second_s: Option<f64>,
+    /// Failed requests in the window by class.
+    #[serde(default)]
+    pub errors: ErrorCounts,
+    /// The impact is beyond `impact_tolerance`: a finding, with an action item.
+    pub exceeds_tolerance: bool,
+    /// Why it exceeds the tolerance, one sentence per measure (empty when it does not).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+impl FaultImpact {
+    /// Error rate over the window minus the baseline's, percentage points.
+    pub fn error_points_over_baseline(&self) -> Option<f64> {
+        self.baseline.as_ref().map(|b| self.error_pct - b.error_pct)
+    }
+
+    /// p99 over the window as a multiple of the baseline's.
+    pub fn p99_ratio(&self) -> Option<f64> {
+        let b = self.baseline.as_ref()?.p99_ms?;
+        (b > 0.0).then_some(self.p99_ms? / b)
+    }
+}
+
 impl Journal {
+    /// The impacts beyond tolerance: the run's findings.
+    pub fn findings(&self) -> impl Iterator<Item = &FaultImpact> {
+        self.impacts.iter().filter(|i| i.exceeds_tolerance)
+    }
+
     /// The first phase with the `baseline` role: "change from baseline" compares with it.
     pub fn baseline(&self) -> Option<&PhaseRecord> {
         self.phases.iter().find(|p| p.role == ROLE_BASELINE)

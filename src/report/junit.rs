@@ -1,5 +1,6 @@
 //! `junit.xml`: a gameday as a test run, so CI systems list each SLO per phase as a test
-//! case (and each fault's revert as one more), with failures that say by how much.
+//! case, each fault's impact on users as one more (failing beyond `impact_tolerance`), and
+//! each fault's revert as one more, with failures that say by how much.
 //!
 //! The XML is written by `quick-junit` (the crate nextest uses), which does the escaping.
 
@@ -7,12 +8,13 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::analysis::{fmt_value, shortfall};
+use super::analysis::{fmt_num, fmt_value, shortfall};
 use super::journal::{Journal, Outcome};
 use super::ReportError;
 
-/// Renders the JUnit XML: one suite per phase with a test case per SLO evaluated in it, and
-/// a `reverts` suite with a test case per fault.
+/// Renders the JUnit XML: one suite per phase with a test case per SLO evaluated in it, an
+/// `impact` suite with a test case per fault (a failure when what users felt is beyond the
+/// tolerance), and a `reverts` suite with a test case per fault.
 pub fn render_junit(j: &Journal) -> Result<String, ReportError> {
     let mut report = Report::new(format!("gameday {}", j.run.scenario_name));
     report.set_time(Duration::from_secs_f64(j.duration_s().max(0.0)));
@@ -71,6 +73,47 @@ pub fn render_junit(j: &Journal) -> Result<String, ReportError> {
             suite.add_test_case(case);
         }
         report.add_test_suite(suite);
+    }
+
+    if !j.impacts.is_empty() {
+        let mut impact = TestSuite::new(format!("{} / impact", j.run.scenario_name));
+        impact.add_property(Property::new("run_id", j.run.id.as_str()));
+        impact.add_property(Property::new(
+            "tolerance",
+            format!(
+                "+{} pts errors, {}x p99",
+                fmt_num(j.impact_tolerance.error_rate_points),
+                fmt_num(j.impact_tolerance.p99_ratio)
+            ),
+        ));
+        for i in &j.impacts {
+            let status = if i.exceeds_tolerance {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(format!(
+                    "users felt {} ({}) beyond tolerance: {}",
+                    i.fault,
+                    i.kind,
+                    i.reasons.join("; ")
+                ));
+                st.set_type("impact_beyond_tolerance");
+                st
+            } else {
+                TestCaseStatus::success()
+            };
+            let mut case = TestCase::new(format!("impact of {}", i.fault), status);
+            case.set_classname(format!("{class_base}.impact"));
+            case.set_time(Duration::from_secs_f64(
+                (i.window_end_s - i.window_start_s).max(0.0),
+            ));
+            case.add_property(Property::new("error_pct", fmt_num(i.error_pct)));
+            if let Some(p99) = i.p99_ms {
+                case.add_property(Property::new("p99_ms", fmt_num(p99)));
+            }
+            case.add_property(Property::new("requests", i.requests.to_string()));
+            case.add_property(Property::new("failed", i.failed.to_string()));
+            impact.add_test_case(case);
+        }
+        report.add_test_suite(impact);
     }
 
     let mut reverts = TestSuite::new(format!("{} / reverts", j.run.scenario_name));

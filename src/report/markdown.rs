@@ -1,15 +1,18 @@
 //! `report.md`: the report people paste into the review document.
 //!
 //! The verdict comes first, then the hypothesis and each SLO per phase, the phases measured
-//! side by side with the change from baseline, the fault timeline, recovery, action items
-//! with blanks to fill, and the R-3 / R-4 checklist. Markdown is built by hand (plain
-//! `write!`): it is a handful of tables, and a templating crate would add more than it saves.
-//! The sentences shared with the HTML report live here too ([`verdict`], [`fmt_dur`]).
+//! side by side with the change from baseline, the fault timeline, what users felt per fault,
+//! recovery, action items with blanks to fill, and the R-3 / R-4 checklist. Markdown is built
+//! by hand (plain `write!`): it is a handful of tables, and a templating crate would add more
+//! than it saves. The sentences and cells shared with the HTML report and the terminal
+//! summary live here too ([`verdict`], [`fmt_dur`], [`impact_cells`]).
 
 use std::fmt::Write as _;
 
 use super::analysis::{fmt_num, fmt_value, rfc3339, shortfall, Change, RunComparison};
-use super::journal::{ActionSource, Journal, Outcome, PhaseRecord, SloMetric, SloRecord};
+use super::journal::{
+    ActionSource, FaultImpact, Journal, Outcome, PhaseRecord, SloMetric, SloRecord,
+};
 
 /// The verdict, summarised for the first lines of every rendering.
 pub(crate) struct Verdict {
@@ -89,6 +92,28 @@ pub(crate) fn verdict(j: &Journal) -> Verdict {
         sentence.push_str(" Broken: ");
         sentence.push_str(&broken.join("; "));
         sentence.push('.');
+    }
+    let felt: Vec<String> = j
+        .findings()
+        .map(|i| {
+            format!(
+                "`{}` ({})",
+                i.fault,
+                super::impact::felt(i, &j.impact_tolerance).join(", ")
+            )
+        })
+        .collect();
+    if !felt.is_empty() {
+        let _ = write!(
+            sentence,
+            " Users felt {} beyond the impact tolerance: {}.",
+            if felt.len() == 1 {
+                "1 fault".to_owned()
+            } else {
+                format!("{} faults", felt.len())
+            },
+            felt.join("; ")
+        );
     }
     Verdict {
         label: j.run.outcome.label(),
@@ -213,13 +238,141 @@ pub(crate) fn slo_cell(j: &Journal, slo: &SloRecord, phase: &str) -> Option<(boo
     Some((r.passed, text))
 }
 
+/// The columns of the per-fault impact table, shared by every rendering.
+pub(crate) const IMPACT_HEADERS: [&str; 9] = [
+    "fault",
+    "impact after",
+    "errors (peak)",
+    "p50 (peak)",
+    "p99 (peak)",
+    "failed / slower",
+    "lasted",
+    "recovered",
+    "finding",
+];
+
+/// A latency over the fault's window against the baseline's: `280 ms (23x), peak 410 ms`.
+fn latency_cell(v: Option<f64>, base: Option<f64>, peak: Option<f64>) -> String {
+    let Some(v) = v else {
+        return "no success".to_owned();
+    };
+    let mut out = fmt_value(v, "ms");
+    if let Some(b) = base.filter(|b| *b > 0.0) {
+        let _ = write!(out, " ({}x)", fmt_num(v / b));
+    }
+    if let Some(p) = peak {
+        let _ = write!(out, ", peak {}", fmt_value(p, "ms"));
+    }
+    out
+}
+
+/// One fault's row of the impact table, as plain text (each renderer adds its own marks).
+pub(crate) fn impact_cells(i: &FaultImpact) -> [String; 9] {
+    let b = i.baseline.as_ref();
+    let errors = match b {
+        Some(b) => format!(
+            "{} ({}), peak {}",
+            fmt_value(i.error_pct, "%"),
+            delta(i.error_pct, b.error_pct, "%"),
+            fmt_value(i.peak_error_pct, "%")
+        ),
+        None => format!(
+            "{}, peak {}",
+            fmt_value(i.error_pct, "%"),
+            fmt_value(i.peak_error_pct, "%")
+        ),
+    };
+    let recovered = match (b, i.recovered_after_s, &i.interrupted_by) {
+        (None, _, _) => "–".to_owned(),
+        (_, Some(r), _) => fmt_dur(r),
+        (_, None, Some(next)) => format!("not before {next}"),
+        (_, None, None) => "not in the run".to_owned(),
+    };
+    let finding = match b {
+        None => "no baseline".to_owned(),
+        Some(_) if i.exceeds_tolerance => "FINDING".to_owned(),
+        Some(_) => "within tolerance".to_owned(),
+    };
+    [
+        format!("{} ({})", i.fault, i.kind),
+        match (b, i.time_to_impact_s) {
+            (None, _) => "–".to_owned(),
+            (_, Some(t)) => fmt_dur(t),
+            (_, None) => "none".to_owned(),
+        },
+        errors,
+        latency_cell(i.p50_ms, b.and_then(|b| b.p50_ms), i.peak_p50_ms),
+        latency_cell(i.p99_ms, b.and_then(|b| b.p99_ms), i.peak_p99_ms),
+        if b.and_then(|b| b.p99_ms).is_some() {
+            format!(
+                "{} / ~{} of {}",
+                i.failed, i.slower_than_baseline_p99, i.requests
+            )
+        } else {
+            format!("{} / – of {}", i.failed, i.requests)
+        },
+        i.impact_duration_s
+            .map(fmt_dur)
+            .unwrap_or_else(|| "–".to_owned()),
+        recovered,
+        finding,
+    ]
+}
+
+/// The sentence under the impact table's heading: the baseline and the tolerance.
+pub(crate) fn impact_preamble(j: &Journal) -> String {
+    let t = &j.impact_tolerance;
+    let tol = format!(
+        "A fault is a finding when, over its window, errors rise more than {} points over the \
+         baseline or p99 reaches more than {}x the baseline's (`impact_tolerance`).",
+        fmt_num(t.error_rate_points),
+        fmt_num(t.p99_ratio)
+    );
+    match j.impacts.iter().find_map(|i| i.baseline.as_ref()) {
+        Some(b) => format!(
+            "Each fault's window runs from its injection to its revert or the end of its \
+             impact, whichever is later (never past the next fault's start), against the \
+             baseline phase `{}` ({} measured: errors {} ± {} pts, p50 {}, p99 {} ± {}, \
+             per-second means). A second counts as impacted beyond three standard deviations \
+             of the baseline's. {tol}",
+            b.phase,
+            fmt_dur(b.seconds),
+            fmt_value(b.error_pct, "%"),
+            fmt_num(b.error_pct_sd),
+            b.p50_ms.map_or("n/a".to_owned(), |v| fmt_value(v, "ms")),
+            b.p99_ms.map_or("n/a".to_owned(), |v| fmt_value(v, "ms")),
+            b.p99_ms_sd.map_or("n/a".to_owned(), |v| fmt_value(v, "ms")),
+        ),
+        None => format!(
+            "No phase of the run was free of faults and measured, so there is no baseline to \
+             compare with: the figures are absolute. {tol}"
+        ),
+    }
+}
+
+/// `2 findings` to follow the verdict, when the impacts found any.
+pub(crate) fn findings_suffix(j: &Journal) -> Option<String> {
+    match j.findings().count() {
+        0 => None,
+        1 => Some("1 finding".to_owned()),
+        n => Some(format!("{n} findings")),
+    }
+}
+
 /// Renders the Markdown report.
 pub fn render_markdown(j: &Journal) -> String {
     let mut md = String::new();
     let v = verdict(j);
     let mark = if v.good { "✅" } else { "❌" };
     let _ = writeln!(md, "# Gameday report: {}\n", j.run.scenario_name);
-    let _ = writeln!(md, "> **Verdict: {mark} {}** · {}\n>", v.label, v.sentence);
+    let findings = findings_suffix(j)
+        .map(|f| format!(" · **{f}**"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "> **Verdict: {mark} {}**{findings} · {}\n>",
+        v.label, v.sentence
+    );
     let _ = writeln!(
         md,
         "> Exit code {} · run `{}` · {} · {}\n",
@@ -436,6 +589,40 @@ pub fn render_markdown(j: &Journal) -> String {
         md.push_str("\n</details>\n\n");
     }
 
+    // What users felt, per fault.
+    if !j.impacts.is_empty() {
+        md.push_str("## What users felt, per fault\n\n");
+        let _ = writeln!(md, "{}\n", impact_preamble(j));
+        md.push('|');
+        for h in IMPACT_HEADERS {
+            let _ = write!(md, " {h} |");
+        }
+        md.push_str("\n|");
+        for _ in IMPACT_HEADERS {
+            md.push_str("---|");
+        }
+        md.push('\n');
+        for i in &j.impacts {
+            let c = impact_cells(i);
+            let _ = write!(md, "| `{}` ({}) |", cell(&i.fault), cell(&i.kind));
+            for (k, text) in c.iter().enumerate().skip(1) {
+                if k == c.len() - 1 && i.exceeds_tolerance {
+                    let _ = write!(md, " ❌ **{}** |", cell(text));
+                } else {
+                    let _ = write!(md, " {} |", cell(text));
+                }
+            }
+            md.push('\n');
+        }
+        md.push('\n');
+        for i in j.findings() {
+            let _ = writeln!(md, "- `{}`: {}.", cell(&i.fault), i.reasons.join("; "));
+        }
+        if j.findings().next().is_some() {
+            md.push('\n');
+        }
+    }
+
     // Recovery.
     md.push_str("## Recovery\n\n");
     if j.recovery.is_empty() {
@@ -487,7 +674,7 @@ pub fn render_markdown(j: &Journal) -> String {
         .count();
     let _ = writeln!(
         md,
-        "## Action items\n\n{} items: {} from the scenario, {} derived from what broke. \
+        "## Action items\n\n{} items: {} from the scenario, {} derived from what broke or what users felt. \
          Fill in owner and due date in the review.\n",
         j.action_items.len(),
         j.action_items.len() - derived,
@@ -639,16 +826,26 @@ fn measured_seconds(j: &Journal) -> f64 {
 pub(crate) fn r3_r4(j: &Journal) -> Checklist {
     let requests: u64 = j.phases.iter().map(|p| p.stats.requests).sum();
     let measured = !j.windows.is_empty() && !j.slos.is_empty();
-    let owned = j.action_items.iter().filter(|a| a.owner.is_some()).count();
-    let broke = j.slos.iter().any(|s| !s.passed) || j.faults.iter().any(|f| !f.reverted);
+    let owned = j.action_items.iter().filter(|a| a.has_owner()).count();
+    let broke = j.slos.iter().any(|s| !s.passed)
+        || j.faults.iter().any(|f| !f.reverted)
+        || j.findings().next().is_some();
+    let against_baseline = j.impacts.iter().filter(|i| i.baseline.is_some()).count();
     let mut r3 = vec![(
         measured,
         format!(
-            "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases.",
+            "Impact measured: {} requests over {:.0} seconds, {} SLOs evaluated in {} phases{}.",
             requests,
             measured_seconds(j),
             j.slos.len(),
-            j.phases.len()
+            j.phases.len(),
+            match against_baseline {
+                0 => String::new(),
+                n => format!(
+                    ", what users felt compared with the baseline for {n} of {} faults",
+                    j.faults.len()
+                ),
+            }
         ),
     )];
     // An empty list proves nothing: no box is ticked for it, whatever the verdict (a run
@@ -657,7 +854,7 @@ pub(crate) fn r3_r4(j: &Journal) -> Checklist {
     let dated = j
         .action_items
         .iter()
-        .filter(|a| a.owner.is_some() && a.due.is_some())
+        .filter(|a| a.has_owner() && a.due.is_some())
         .count();
     r3.push(if items == 0 {
         (
@@ -666,7 +863,7 @@ pub(crate) fn r3_r4(j: &Journal) -> Checklist {
                 "Post-gameday actions defined: none yet{}; write down in the review what this \
                  run taught, even when nothing broke.",
                 if broke {
-                    ", although an SLO or a revert failed"
+                    ", although an SLO, a revert or what users felt failed"
                 } else {
                     ""
                 }

@@ -2,10 +2,12 @@
 //!
 //! One [`Journal`] (the complete record of a run, written as `journal.json`) is rendered into
 //! `report.md` ([`render_markdown`]), a self-contained `report.html` with SVG charts
-//! ([`render_html`]) and `junit.xml` ([`render_junit`]) so CI shows a gameday like a test
-//! run. [`analysis`] holds the pure rules behind the numbers: recovery time, derived action
-//! items, and the comparison of two runs. [`cli`] is `gameday report`, which re-renders a
-//! journal and compares it with an older one.
+//! ([`render_html`]), `junit.xml` ([`render_junit`]) so CI shows a gameday like a test run,
+//! and the summary printed after `gameday run` ([`render_terminal`]). [`analysis`] holds the
+//! pure rules behind the numbers: recovery time, derived action items, and the comparison of
+//! two runs; [`impact`] measures what users felt per fault against the baseline and drafts
+//! the findings. [`cli`] is `gameday report`, which re-renders a journal and compares it
+//! with an older one.
 //!
 //! Each run gets its own directory from [`run_dir`] (`reports/<date>-<scenario>-<run id>/`),
 //! created so that no run ever overwrites another.
@@ -18,10 +20,12 @@ pub mod analysis;
 pub mod cli;
 pub mod from_run;
 mod html;
+pub mod impact;
 pub mod journal;
 mod junit;
 mod markdown;
 mod svg;
+mod terminal;
 
 pub use analysis::{analyse, compare, RunComparison};
 pub use from_run::journal_from_run;
@@ -29,6 +33,7 @@ pub use html::{render_compare_html, render_html};
 pub use journal::*;
 pub use junit::render_junit;
 pub use markdown::{render_compare_markdown, render_markdown};
+pub use terminal::render_terminal;
 
 /// Errors from reading, rendering or writing a report, with the file they are about.
 #[derive(Debug, thiserror::Error)]

@@ -321,9 +321,132 @@ impl Chart {
     }
 }
 
+/// Size of a [`Sparkline`], in SVG user units (CSS scales it to the table cell).
+const SPARK_W: f64 = 220.0;
+const SPARK_H: f64 = 44.0;
+
+/// A small inline chart for one table row (a fault's impact): a shaded span (the fault's
+/// window), bars for a percentage on a 0–100 scale (errors per second) and a line for a
+/// latency scaled to its own maximum, with a dashed reference (the baseline's p99).
+pub(crate) struct Sparkline {
+    /// Accessible title and tooltip.
+    pub title: String,
+    /// The x range shown.
+    pub x_range: (f64, f64),
+    /// The span to shade.
+    pub shade: (f64, f64),
+    /// Bars: x start, width, percentage.
+    pub bars: Vec<(f64, f64, f64)>,
+    /// The line's points; `None` leaves a gap.
+    pub line: Vec<(f64, Option<f64>)>,
+    /// A reference value for the line, drawn dashed.
+    pub line_ref: Option<f64>,
+}
+
+impl Sparkline {
+    /// The SVG markup.
+    pub fn render(&self) -> String {
+        let (x0, x1) = self.x_range;
+        let span = if x1 > x0 { x1 - x0 } else { 1.0 };
+        let sx = |x: f64| (x - x0) / span * SPARK_W;
+        let pct_y = |p: f64| SPARK_H - (p / 100.0).clamp(0.0, 1.0) * (SPARK_H - 2.0);
+        let top = self
+            .line
+            .iter()
+            .filter_map(|p| p.1)
+            .chain(self.line_ref)
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(f64::MIN_POSITIVE);
+        let line_y = |v: f64| SPARK_H - 2.0 - (v / top).clamp(0.0, 1.0) * (SPARK_H - 6.0);
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg class="spark" viewBox="0 0 {SPARK_W} {SPARK_H}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{t}</title>"#,
+            t = text(&self.title)
+        );
+        let (a, b) = (sx(self.shade.0.max(x0)), sx(self.shade.1.min(x1)));
+        let _ = write!(
+            s,
+            r#"<rect class="spark-shade" x="{a:.1}" y="0" width="{w:.1}" height="{SPARK_H}"/>"#,
+            w = (b - a).max(1.0)
+        );
+        for (x, w, p) in &self.bars {
+            if *p <= 0.0 {
+                continue;
+            }
+            let y = pct_y(*p);
+            let _ = write!(
+                s,
+                r#"<rect class="spark-bar" x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}"/>"#,
+                sx(*x),
+                (sx(x + w) - sx(*x) - 0.5).max(0.8),
+                SPARK_H - y
+            );
+        }
+        if let Some(r) = self.line_ref {
+            let y = line_y(r);
+            let _ = write!(
+                s,
+                r#"<line class="spark-ref" x1="0" x2="{SPARK_W}" y1="{y:.1}" y2="{y:.1}"/>"#
+            );
+        }
+        let mut d = String::new();
+        let mut pen_down = false;
+        for (x, v) in &self.line {
+            match v {
+                Some(v) if v.is_finite() => {
+                    let _ = write!(
+                        d,
+                        "{}{:.1},{:.1}",
+                        if pen_down { "L" } else { "M" },
+                        sx(*x),
+                        line_y(*v)
+                    );
+                    pen_down = true;
+                }
+                _ => pen_down = false,
+            }
+        }
+        let _ = write!(s, r#"<path class="spark-line" d="{d}"/></svg>"#);
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sparkline_draws_bars_for_bad_seconds_and_a_line_with_its_reference() {
+        let svg = Sparkline {
+            title: "slow-db <x>".into(),
+            x_range: (0.0, 10.0),
+            shade: (2.0, 6.0),
+            bars: vec![(2.0, 1.0, 0.0), (3.0, 1.0, 50.0), (4.0, 1.0, 100.0)],
+            line: vec![(0.5, Some(10.0)), (1.5, None), (2.5, Some(300.0))],
+            line_ref: Some(10.0),
+        }
+        .render();
+        assert!(svg.starts_with("<svg class=\"spark\""), "{svg}");
+        assert!(
+            svg.contains("<title>slow-db &lt;x&gt;</title>"),
+            "escaped: {svg}"
+        );
+        assert_eq!(
+            svg.matches("class=\"spark-bar\"").count(),
+            2,
+            "no bar for 0%"
+        );
+        assert_eq!(svg.matches("class=\"spark-ref\"").count(), 1);
+        // The gap breaks the line: two moves, no line-to across the missing second.
+        let d = svg.split("class=\"spark-line\" d=\"").nth(1).unwrap();
+        assert_eq!(
+            d.split('"').next().unwrap().matches('M').count(),
+            2,
+            "{svg}"
+        );
+    }
 
     #[test]
     fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {

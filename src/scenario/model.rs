@@ -59,6 +59,47 @@ pub struct Scenario {
     /// The disaster-recovery playbook this gameday rehearses (manifesto R-4).
     #[serde(default)]
     pub playbook: Option<Playbook>,
+    /// How much worse than the baseline a fault may make things for users before the report
+    /// calls it a finding and drafts an action item, whatever the SLOs say. Defaults: +1
+    /// percentage point of errors, 2x the baseline's p99.
+    #[serde(default)]
+    pub impact_tolerance: Option<ImpactTolerance>,
+    /// Who owns what: a fault, service or target name to the team or person suggested as
+    /// owner of the action items drafted from that fault's impact (looked up in that order).
+    #[serde(default)]
+    pub owners: std::collections::BTreeMap<String, String>,
+}
+
+/// `impact_tolerance: { error_rate_points: 1, p99_ratio: 2 }`: how far a fault may move what
+/// users feel, against the baseline phase, before it is a finding.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactTolerance {
+    /// Percentage points of errors over the baseline's error rate (default 1): 1 means a
+    /// baseline of 0.2% may go to 1.2% over the fault's window.
+    #[serde(default = "default_error_rate_points")]
+    pub error_rate_points: f64,
+    /// Multiple of the baseline's p99 (default 2): the fault's window may be this much
+    /// slower at the 99th percentile.
+    #[serde(default = "default_p99_ratio")]
+    pub p99_ratio: f64,
+}
+
+impl Default for ImpactTolerance {
+    fn default() -> Self {
+        ImpactTolerance {
+            error_rate_points: default_error_rate_points(),
+            p99_ratio: default_p99_ratio(),
+        }
+    }
+}
+
+fn default_error_rate_points() -> f64 {
+    1.0
+}
+
+fn default_p99_ratio() -> f64 {
+    2.0
 }
 
 /// Who runs the gameday and why.

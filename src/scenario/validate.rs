@@ -661,6 +661,48 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             push(p(&[K("playbook"), K("rto")]), "rto must be positive".into());
         }
     }
+    if let Some(t) = &s.impact_tolerance {
+        if !(0.0..=100.0).contains(&t.error_rate_points) || t.error_rate_points.is_nan() {
+            push(
+                p(&[K("impact_tolerance"), K("error_rate_points")]),
+                format!(
+                    "error_rate_points {} must be percentage points from 0 to 100 (1 means \
+                     one point of errors over the baseline)",
+                    t.error_rate_points
+                ),
+            );
+        }
+        if !(t.p99_ratio >= 1.0 && t.p99_ratio.is_finite()) {
+            push(
+                p(&[K("impact_tolerance"), K("p99_ratio")]),
+                format!(
+                    "p99_ratio {} must be a finite multiple of the baseline's p99, at least 1 \
+                     (2 means twice as slow)",
+                    t.p99_ratio
+                ),
+            );
+        }
+    }
+    for (key, owner) in &s.owners {
+        let here = p(&[K("owners"), K(key)]);
+        if key.trim().is_empty() || unprintable(key).is_some() {
+            push(
+                here.clone(),
+                "owners: a key must name a fault, service or target in printable text".into(),
+            );
+        }
+        if owner.trim().is_empty() {
+            push(
+                here,
+                format!("owners.{key} is empty; name the team or person who owns `{key}`"),
+            );
+        } else if let Some(c) = unprintable(owner) {
+            push(
+                here,
+                format!("owners.{key} contains the unprintable character {c:?}"),
+            );
+        }
+    }
     v
 }
 

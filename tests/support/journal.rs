@@ -6,6 +6,7 @@
 
 use base64::Engine as _;
 use gameday::report::analysis::{compute_recovery, derive_action_items, time_to_recover};
+use gameday::report::impact::compute_impacts;
 use gameday::report::*;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -36,6 +37,10 @@ pub struct Sim {
     pub playbook: bool,
     /// The fault's revert fails.
     pub revert_fails: bool,
+    /// The scenario's `owners`.
+    pub owners: Vec<(&'static str, &'static str)>,
+    /// The scenario's `impact_tolerance`.
+    pub impact_tolerance: ImpactTolerance,
     pub seed: u64,
 }
 
@@ -54,6 +59,8 @@ impl Default for Sim {
             untrusted: vec![],
             playbook: false,
             revert_fails: false,
+            owners: vec![],
+            impact_tolerance: ImpactTolerance::default(),
             seed: 7,
         }
     }
@@ -256,6 +263,7 @@ pub fn simulated(sim: &Sim) -> Journal {
         irreversible: false,
         reverted: !sim.revert_fails,
         detail: None,
+        service: Some("orders-db".into()),
     };
     let mut events = Vec::new();
     for p in &phases {
@@ -372,8 +380,16 @@ pub fn simulated(sim: &Sim) -> Journal {
             detail: None,
         }],
         playbook: None,
+        impact_tolerance: sim.impact_tolerance,
+        owners: sim
+            .owners
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        impacts: vec![],
     };
     j.recovery = compute_recovery(&j, 3);
+    j.impacts = compute_impacts(&j, 3);
     if sim.playbook {
         j.playbook = Some(Playbook {
             name: "orders-db failover".into(),
