@@ -16,7 +16,8 @@ use super::journal::{
     ROLE_BASELINE, ROLE_RECOVERY,
 };
 
-use crate::engine::hypothesis;
+pub use super::fmt::fmt_num;
+use super::journal::first_good_stretch;
 /// Consecutive good seconds that count as "recovered" when the scenario says nothing.
 pub use crate::scenario::model::DEFAULT_GOOD_SECONDS;
 
@@ -76,19 +77,6 @@ pub fn recovery_time(
         window_good(w, metric, cmp, threshold)
     })
     .map(|start| (start - fault_end_s).max(0.0))
-}
-
-/// The start of the first stretch of `good` windows that lasts `good_seconds`: the engine's
-/// rule ([`hypothesis::first_good_stretch`]), so the report never contradicts the verdict.
-pub(crate) fn first_good_stretch<'a>(
-    windows: impl IntoIterator<Item = &'a WindowRecord>,
-    good_seconds: u32,
-    good: impl Fn(&WindowRecord) -> bool,
-) -> Option<f64> {
-    hypothesis::first_good_stretch(
-        windows.into_iter().map(|w| (w.t_s, w.duration_s, good(w))),
-        good_seconds,
-    )
 }
 
 /// Recovery of every windowed SLO after every fault that ended, for the journal's
@@ -195,21 +183,6 @@ pub fn fmt_value(v: f64, unit: &str) -> String {
         "%" => format!("{n}%"),
         "" => n,
         _ => format!("{n} {unit}"),
-    }
-}
-
-/// Formats a number: integers for large values, up to 2 decimals for small ones.
-pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".to_owned();
-    }
-    let a = v.abs();
-    if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
 

@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::analysis::{first_good_stretch, fmt_num};
+use super::fmt::fmt_num;
+use super::journal::first_good_stretch;
 use super::journal::{
     ActionItem, ActionSource, ErrorCounts, FaultImpact, FaultRecord, ImpactBaseline,
     ImpactTolerance, Journal, Latency, PhaseRecord, WindowRecord, UNASSIGNED,
@@ -536,7 +537,9 @@ pub fn fill_missing(j: &mut Journal) {
     let good_seconds = j
         .recovery
         .first()
-        .map_or(super::analysis::DEFAULT_GOOD_SECONDS, |r| r.good_seconds);
+        .map_or(crate::scenario::model::DEFAULT_GOOD_SECONDS, |r| {
+            r.good_seconds
+        });
     j.impacts = compute_impacts(j, good_seconds);
     let drafted: Vec<ActionItem> = j
         .impacts

@@ -945,3 +945,16 @@ impl Journal {
 pub fn journal_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Journal)).expect("a schema always serializes")
 }
+
+/// The start of the first stretch of `good` windows that lasts `good_seconds`: the engine's
+/// rule ([`crate::engine::hypothesis::first_good_stretch`]), so the report never contradicts the verdict.
+pub fn first_good_stretch<'a>(
+    windows: impl IntoIterator<Item = &'a WindowRecord>,
+    good_seconds: u32,
+    good: impl Fn(&WindowRecord) -> bool,
+) -> Option<f64> {
+    crate::engine::hypothesis::first_good_stretch(
+        windows.into_iter().map(|w| (w.t_s, w.duration_s, good(w))),
+        good_seconds,
+    )
+}

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub mod analysis;
 pub mod cli;
+pub mod fmt;
 pub mod from_run;
 mod html;
 pub mod impact;
