@@ -213,12 +213,9 @@ fn quick_demo() -> String {
 fn the_demo_runs_end_to_end_and_its_run_record_shows_each_faults_impact() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("demo.yaml");
-    // Who owns the backend, for the action items drafted from what users felt (issue 14).
-    std::fs::write(
-        &scenario,
-        quick_demo() + "\nowners:\n  backend: team-backend\n",
-    )
-    .unwrap();
+    // The demo names its owners (issue 14): the action items drafted from what users felt
+    // go to them.
+    std::fs::write(&scenario, quick_demo()).unwrap();
     let out_dir = dir.path().join("reports");
     let mut child = crate::support::cmd()
         .arg("run")
@@ -258,45 +255,10 @@ fn the_demo_runs_end_to_end_and_its_run_record_shows_each_faults_impact() {
         .path();
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
-    let phase = |name: &str| {
-        run["phases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no phase {name}"))
-            .clone()
-    };
-    let p50 = |name: &str| phase(name)["measure"]["latency"]["p50"].as_f64().unwrap();
-    let failed = |name: &str| {
-        let m = &phase(name)["measure"];
-        m["requests"].as_u64().unwrap() - m["ok"].as_u64().unwrap()
-    };
-    // Latency on the backend's link shows in the frontend's median (200 ms +- 50 ms).
-    assert!(
-        p50("slow-backend-link") >= 140.0,
-        "{}",
-        p50("slow-backend-link")
-    );
-    assert!(p50("baseline") < 140.0, "{}", p50("baseline"));
-    // Half the backend lookups fail: the frontend answers 503 to a good part of the load,
-    // far more than in the baseline (where a loaded machine may still time out a request).
-    let ratio = |name: &str| {
-        failed(name) as f64 / phase(name)["measure"]["requests"].as_u64().unwrap().max(1) as f64
-    };
-    let baseline_errors: Vec<_> = run["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["start_s"].as_f64().unwrap() < 4.0)
-        .map(|w| w["errors"].clone())
-        .collect();
-    assert!(
-        ratio("dns-failure") > ratio("baseline") + 0.15,
-        "dns-failure {} vs baseline {} (baseline errors {baseline_errors:?})",
-        ratio("dns-failure"),
-        ratio("baseline")
-    );
+    // What the faults did to the users' latency and errors is checked per fault (each fault
+    // holds only part of its phase, which leaves room for its recovery) in
+    // `what_users_felt_is_in_the_journal_and_the_summary`.
+    assert_eq!(run["phases"].as_array().unwrap().len(), 6, "{run:#}");
     // The ledger holds every fault kind of the demo, the spot one marked irreversible.
     let ledger = std::fs::read_to_string(run_dir.join("ledger.jsonl")).unwrap();
     for kind in ["process_kill", "network", "dns", "spot_interruption"] {
@@ -337,6 +299,12 @@ fn what_users_felt_is_in_the_journal_and_the_summary(run_dir: &std::path::Path, 
     assert!(dns.failed > 0 && dns.time_to_impact_s.is_some(), "{dns:#?}");
     let link = impact("backend-latency");
     assert!(link.exceeds_tolerance, "{link:#?}");
+    // Latency on the backend's link shows in the frontend's median (200 ms +- 50 ms).
+    assert!(link.peak_p50_ms.unwrap() >= 140.0, "{link:#?}");
+    assert!(
+        link.baseline.as_ref().unwrap().p50_ms.unwrap() < 140.0,
+        "{link:#?}"
+    );
     assert!(link.p99_ratio().unwrap() > 2.0, "{link:#?}");
     assert_eq!(link.service.as_deref(), Some("backend"));
     let item = |name: &str| {
@@ -349,10 +317,11 @@ fn what_users_felt_is_in_the_journal_and_the_summary(run_dir: &std::path::Path, 
         item("backend-latency").owner.as_deref(),
         Some("team-backend")
     );
-    // The DNS fault names no service, and `owners` has no entry for it or its target.
+    // The DNS fault names no service; the demo's `owners` names it: the weakness it exposes
+    // (a frontend with no cached answer and no retry) is the frontend team's.
     assert_eq!(
         item("backend-servfail").owner.as_deref(),
-        Some(gameday::report::UNASSIGNED)
+        Some("team-frontend")
     );
     assert!(
         item("backend-servfail")
