@@ -50,6 +50,9 @@ pub enum Command {
     /// Re-render a run's report from its journal.json, or compare it with an older run
     /// (exit 1 on a regression).
     Report(crate::report::cli::ReportArgs),
+    /// Work with the playbook of a running DR drill.
+    #[command(subcommand)]
+    Playbook(PlaybookCommand),
 }
 
 /// `gameday plan`.
@@ -90,6 +93,26 @@ pub struct RunArgs {
     /// with a warning.
     #[arg(long, default_value = crate::observe::metrics::DEFAULT_ADDR, env = "GAMEDAY_METRICS_ADDR")]
     pub metrics_addr: String,
+    /// Someone taking part (repeat it for each); added to the scenario's `participants` in
+    /// the report.
+    #[arg(long = "participant", value_name = "NAME")]
+    pub participants: Vec<String>,
+}
+
+/// `gameday playbook`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PlaybookCommand {
+    /// Confirm that a step of a running DR drill's playbook is done, from any shell: the
+    /// report shows who confirmed it and when.
+    Confirm {
+        /// The run: its folder, or its id (printed at its start).
+        run: String,
+        /// The step: its number (1-based) or a part of its text that names one step.
+        step: String,
+        /// Who did it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 /// `gameday recover`.

@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(a) => rt.block_on(commands::plan::run(&a.file, a.json, a.yes)),
         Command::Run(a) => rt.block_on(commands::run::run(&a)),
         Command::Recover(a) => rt.block_on(commands::recover::run(&a)),
+        Command::Playbook(c) => commands::playbook::run(&c),
         Command::Load(a) => match rt.block_on(load::cli::run(a)) {
             Ok(code) => code,
             Err(e) => {

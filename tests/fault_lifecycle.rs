@@ -502,3 +502,121 @@ phases:
     );
     assert!(pids_with(&marker).is_empty(), "fleet left running");
 }
+
+/// R-3 and R-4 from what happened, not from the scenario alone (issue #14): participants from
+/// the scenario and from `--participant`, and playbook steps confirmed from another shell
+/// while the run goes (by number and by part of their text), each with who and when, in the
+/// journal and the report; an unknown step is refused with the list of steps, and a step
+/// left unconfirmed shows as such.
+#[test]
+fn playbook_steps_confirmed_during_the_run_and_participants_are_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("playbook-{}", std::process::id());
+    let www = dir.path().join(&marker);
+    std::fs::create_dir_all(&www).unwrap();
+    let yaml = format!(
+        r#"apiVersion: gameday/v1
+kind: Gameday
+metadata:
+  name: dr-drill
+target:
+  local:
+    services:
+      - name: web
+        command: [python3, -m, http.server, --bind, 127.0.0.1, --directory, "{www}", "$PORT"]
+        health: /
+participants: [alice]
+playbook:
+  name: web failover
+  rto: 30s
+  steps:
+    - step: Page the on-call
+      owner: sre
+    - step: Fail over to the standby
+      owner: sre
+    - step: Tell the customers
+phases:
+  - name: drill
+    duration: 6s
+"#,
+        www = www.display()
+    );
+    let s = dir.path().join("drill.yaml");
+    std::fs::write(&s, yaml).unwrap();
+    let out = dir.path().join("reports");
+    let state = dir.path().join("state"); // one run index for the run and the confirmations
+    let child = run_cmd(&s, &out)
+        .env("XDG_STATE_HOME", &state)
+        .args(["--participant", "bob", "--participant", "alice"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the run folder", Duration::from_secs(30), || {
+        ledger_in(&out).is_some_and(|l| l.with_file_name("playbook.json").is_file())
+    });
+    let run_dir = ledger_in(&out).unwrap().parent().unwrap().to_path_buf();
+    let run_id = run_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
+    let confirm = |run: &str, step: &str, by: &str| {
+        cmd()
+            .current_dir(dir.path())
+            .env("XDG_STATE_HOME", &state)
+            .args(["playbook", "confirm", run, step, "--by", by])
+            .output()
+            .unwrap()
+    };
+    let o = confirm(run_dir.to_str().unwrap(), "1", "alice");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("confirmed step 1 of web failover (`Page the on-call`) by alice"),
+        "{}",
+        text(&o)
+    );
+    // By the run's id (found through the run index) and part of the step's text.
+    let o = confirm(&run_id, "fail over", "bob");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = confirm(&run_id, "7", "bob");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("step `7` is no step number"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("  3. Tell the customers"), "{}", text(&o));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("gameday playbook confirm "),
+        "{}",
+        text(&o)
+    );
+    // After the end, a confirmation would never reach the report: refused.
+    let late = confirm(run_dir.to_str().unwrap(), "3", "carol");
+    assert_eq!(late.status.code(), Some(2), "{}", text(&late));
+    assert!(text(&late).contains("has ended"), "{}", text(&late));
+
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        j["run"]["participants"],
+        serde_json::json!(["alice", "bob"])
+    );
+    let steps = j["playbook"]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["confirmed_by"], "alice");
+    assert_eq!(steps[1]["confirmed_by"], "bob");
+    assert!(steps[1]["confirmed_at"].is_string(), "{steps:#?}");
+    assert!(steps[2]["confirmed_by"].is_null(), "{steps:#?}");
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(md.contains("alice, bob"), "{md}");
+    assert!(md.contains("not confirmed"), "{md}");
+    assert!(pids_with(&marker).is_empty(), "fleet left running");
+}

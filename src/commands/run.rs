@@ -65,7 +65,12 @@ pub async fn run(args: &RunArgs) -> i32 {
         eprintln!("gameday: cannot write {}: {e}", journal.display());
     }
     // The report: journal.json, report.md, report.html, junit.xml in the run folder.
-    let report = crate::report::journal_from_run(&result, &loaded);
+    let mut report = crate::report::journal_from_run(&result, &loaded);
+    for p in &args.participants {
+        if !report.run.participants.contains(p) {
+            report.run.participants.push(p.clone());
+        }
+    }
     if let Err(e) = crate::report::write_all(&report, &result.run_dir) {
         eprintln!("gameday: cannot write the report: {e}");
     }

@@ -10,6 +10,7 @@ pub mod disk;
 pub mod events;
 pub mod hypothesis;
 pub mod plan;
+pub mod playbook;
 pub mod probes;
 pub mod recover;
 pub mod revert;

@@ -63,6 +63,15 @@ pub fn register(run_id: &str, run_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(entry)
 }
 
+/// The folder of an unfinished run, by its id.
+pub fn dir_of(run_id: &str) -> Option<PathBuf> {
+    if run_id.is_empty() || run_id.contains(['/', '.']) {
+        return None;
+    }
+    let raw = std::fs::read(runs_dir()?.join(run_id)).ok()?;
+    Some(PathBuf::from(String::from_utf8(raw).ok()?))
+}
+
 /// Removes a run's entry (its run ended clean, or `recover` finished it). Missing is fine.
 pub fn forget(run_id: &str) {
     if let Some(d) = runs_dir() {

@@ -280,6 +280,17 @@ pub async fn run(
     let ledger_path = run_dir.join("ledger.jsonl");
     let ledger = Arc::new(Ledger::create(&ledger_path)?);
     abort.set_ledger(ledger_path.clone());
+    // So that `gameday playbook confirm` can check a step against the run's own playbook.
+    if let Some(pb) = &s.playbook {
+        if let Err(e) = super::playbook::write_steps(&run_dir, pb) {
+            tracing::warn!("cannot write the playbook's steps into the run folder ({e}); `gameday playbook confirm` will refuse this run");
+        } else {
+            eprintln!(
+                "gameday: playbook `{}`: confirm each step as it is done with `gameday playbook confirm {run_id} STEP` (a number or part of its text)",
+                pb.name
+            );
+        }
+    }
     // So that `recover` finds this run from any directory. Not fatal: the ledger under
     // `--out` is the safety net; the index only saves a person from having to know where.
     if let Err(e) = super::run_index::register(&run_id, &run_dir) {

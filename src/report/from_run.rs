@@ -127,6 +127,7 @@ fn metric(name: &str) -> (SloMetric, Comparison) {
 
 /// Builds the journal of a finished run (in every outcome, including an early stop).
 pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
+    let confirmations = crate::engine::playbook::confirmations(&r.run_dir);
     let s = &loaded.scenario;
     let started = instant(&r.started_at).unwrap_or_else(OffsetDateTime::now_utc);
     let ended = instant(&r.ended_at).unwrap_or(started);
@@ -251,7 +252,7 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
             description: s.metadata.description.clone(),
             hypothesis: s.hypothesis.description.clone(),
             tags: s.metadata.tags.clone(),
-            participants: vec![],
+            participants: s.participants.clone(),
             started_at: started,
             ended_at: ended,
             gameday_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -294,11 +295,16 @@ pub fn journal_from_run(r: &RunResult, loaded: &Loaded) -> Journal {
             steps: p
                 .steps
                 .iter()
-                .map(|st| PlaybookStep {
-                    step: st.step.clone(),
-                    owner: st.owner.clone(),
-                    confirmed_by: None,
-                    confirmed_at: None,
+                .enumerate()
+                .map(|(i, st)| {
+                    // The latest confirmation of the step counts (a correction wins).
+                    let c = confirmations.iter().rev().find(|c| c.step == i + 1);
+                    PlaybookStep {
+                        step: st.step.clone(),
+                        owner: st.owner.clone(),
+                        confirmed_by: c.map(|c| c.by.clone()),
+                        confirmed_at: c.map(|c| c.at),
+                    }
                 })
                 .collect(),
             time_to_recover_s: None,

@@ -56,6 +56,10 @@ pub struct Scenario {
     /// Follow-ups to carry into the report, with owners.
     #[serde(default)]
     pub action_items: Vec<ActionItem>,
+    /// Who takes part in the gameday (R-3: a team, not one person); `gameday run
+    /// --participant NAME` adds more.
+    #[serde(default)]
+    pub participants: Vec<String>,
     /// The disaster-recovery playbook this gameday rehearses (manifesto R-4).
     #[serde(default)]
     pub playbook: Option<Playbook>,
