@@ -61,6 +61,67 @@ pub enum EventKind {
     Note,
 }
 
+/// An event about to be recorded: its kind and message, and what it concerns where it
+/// concerns something. Built with [`NewEvent::new`] and the setters, so that a call site
+/// says only what applies (`.phase(..)`, `.fault(..)`, ...).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    kind: EventKind,
+    message: String,
+    phase: Option<String>,
+    fault: Option<(String, String)>,
+    targets: Vec<String>,
+    irreversible: bool,
+}
+
+impl NewEvent {
+    /// An event of `kind` saying `message`.
+    pub fn new(kind: EventKind, message: impl Into<String>) -> Self {
+        NewEvent {
+            kind,
+            message: message.into(),
+            phase: None,
+            fault: None,
+            targets: Vec::new(),
+            irreversible: false,
+        }
+    }
+
+    /// In this phase.
+    pub fn phase(self, phase: &str) -> Self {
+        self.phase_opt(Some(phase))
+    }
+
+    /// In this phase, if any.
+    pub fn phase_opt(mut self, phase: Option<&str>) -> Self {
+        self.phase = phase.map(str::to_string);
+        self
+    }
+
+    /// About this fault: its name and kind.
+    pub fn fault(self, (name, kind): (&str, &str)) -> Self {
+        self.fault_opt(Some((name, kind)))
+    }
+
+    /// About this fault, if any.
+    pub fn fault_opt(mut self, fault: Option<(&str, &str)>) -> Self {
+        self.fault = fault.map(|(n, k)| (n.to_string(), k.to_string()));
+        self
+    }
+
+    /// On these targets.
+    pub fn targets(mut self, targets: Vec<String>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// Whether what it did cannot be undone.
+    pub fn irreversible(mut self, irreversible: bool) -> Self {
+        self.irreversible = irreversible;
+        self
+    }
+}
+
 /// The run's event log, shared by the engine's tasks.
 #[derive(Debug, Clone)]
 pub struct EventLog {
@@ -107,26 +168,26 @@ impl EventLog {
 
     /// A note for the run's log and report: not tied to a phase, a fault or a target.
     pub fn note(&self, message: String) {
-        self.push(EventKind::Note, None, None, vec![], false, message);
+        self.push(NewEvent::new(EventKind::Note, message));
     }
 
     /// Records an event, and logs it.
-    pub fn push(
-        &self,
-        kind: EventKind,
-        phase: Option<&str>,
-        fault: Option<(&str, &str)>,
-        targets: Vec<String>,
-        irreversible: bool,
-        message: String,
-    ) {
+    pub fn push(&self, new: NewEvent) {
+        let NewEvent {
+            kind,
+            message,
+            phase,
+            fault,
+            targets,
+            irreversible,
+        } = new;
         let e = Event {
             t_s: self.now_s(),
             at: now_rfc3339(),
             kind,
-            phase: phase.map(str::to_string),
-            fault: fault.map(|f| f.0.to_string()),
-            fault_kind: fault.map(|f| f.1.to_string()),
+            phase,
+            fault: fault.as_ref().map(|f| f.0.clone()),
+            fault_kind: fault.map(|f| f.1),
             targets,
             irreversible,
             message,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{EventKind, EventLog};
+use super::events::{EventKind, EventLog, NewEvent};
 use super::hypothesis::{self, RecoveryVerdict, StopWatch};
 use super::plan::{Plan, PlannedFault};
 use crate::engine::targets::Targets;
@@ -639,14 +639,10 @@ pub async fn run(
     let phase_ends: Vec<f64> = match joined {
         Ok(ends) => ends,
         Err(e) => {
-            events.push(
+            events.push(NewEvent::new(
                 EventKind::Error,
-                None,
-                None,
-                vec![],
-                false,
                 format!("the timeline failed: {e}; reverting everything"),
-            );
+            ));
             abort.trigger(EventKind::Error, format!("internal error: {e}"));
             Vec::new()
         }
@@ -656,7 +652,7 @@ pub async fn run(
     let aborted = abort.reason();
     if let Some((kind, reason)) = &aborted {
         if *kind == EventKind::Signal {
-            events.push(EventKind::Signal, None, None, vec![], false, reason.clone());
+            events.push(NewEvent::new(EventKind::Signal, reason.clone()));
         }
         result.abort_reason = Some(reason.clone());
     }
@@ -674,14 +670,10 @@ pub async fn run(
     }
     for t in targets.all() {
         if let Err(e) = t.shutdown().await {
-            events.push(
+            events.push(NewEvent::new(
                 EventKind::Error,
-                None,
-                None,
-                vec![],
-                false,
                 format!("target {} did not shut down cleanly: {e}", t.name()),
-            );
+            ));
         }
     }
     root.cancel();
@@ -700,7 +692,7 @@ pub async fn run(
                 "{e}; whether every injection was reverted cannot be checked from it: run `gameday recover --ledger {}`, which reverts what its readable lines name",
                 ledger_path.display()
             );
-            events.push(EventKind::Error, None, None, vec![], false, why.clone());
+            events.push(NewEvent::new(EventKind::Error, why.clone()));
             result.pending = in_memory;
             result.ledger_error = Some(why);
             false
@@ -718,7 +710,7 @@ pub async fn run(
                  --ledger {}` to check and close it",
                 ledger_path.display()
             );
-            events.push(EventKind::Error, None, None, vec![], false, why.clone());
+            events.push(NewEvent::new(EventKind::Error, why.clone()));
             result.ledger_error.get_or_insert(why);
         }
     }
@@ -782,14 +774,7 @@ fn stop(abort: &Abort, events: &EventLog, metrics: &Metrics, reason: String) {
     if abort.is_triggered() {
         return;
     }
-    events.push(
-        EventKind::StopCondition,
-        None,
-        None,
-        vec![],
-        false,
-        reason.clone(),
-    );
+    events.push(NewEvent::new(EventKind::StopCondition, reason.clone()));
     metrics.stopped();
     abort.trigger(EventKind::StopCondition, reason);
 }
@@ -816,14 +801,10 @@ fn finish_early(
     outcome: Outcome,
     reason: String,
 ) -> anyhow::Result<RunResult> {
-    events.push(
+    events.push(NewEvent::new(
         EventKind::Error,
-        None,
-        None,
-        vec![],
-        false,
         format!("{reason}; nothing was injected"),
-    );
+    ));
     if ledger
         .append(&Record::RunEnd {
             clean: true,
@@ -856,25 +837,20 @@ async fn timeline(
         ctx.status.lock().unwrap_or_else(|p| p.into_inner()).phase = ph.name.clone();
         ctx.metrics.set_phase(&ph.name);
         ctx.events.push(
-            EventKind::PhaseStart,
-            Some(&ph.name),
-            None,
-            vec![],
-            false,
-            format!(
-                "phase `{}` ({:?}) starts, {:?}",
-                ph.name, ph.role, ph.duration
-            ),
+            NewEvent::new(
+                EventKind::PhaseStart,
+                format!(
+                    "phase `{}` ({:?}) starts, {:?}",
+                    ph.name, ph.role, ph.duration
+                ),
+            )
+            .phase(&ph.name),
         );
         if let (Some(r), Some(pl)) = (&rate, &ph.load) {
             if let Err(e) = r.apply_phase(pl) {
                 ctx.events.push(
-                    EventKind::Error,
-                    Some(&ph.name),
-                    None,
-                    vec![],
-                    false,
-                    format!("cannot change the load: {e}"),
+                    NewEvent::new(EventKind::Error, format!("cannot change the load: {e}"))
+                        .phase(&ph.name),
                 );
             }
         }
@@ -904,12 +880,7 @@ async fn timeline(
         }
         ends.push(ctx.events.now_s());
         ctx.events.push(
-            EventKind::PhaseEnd,
-            Some(&ph.name),
-            None,
-            vec![],
-            false,
-            format!("phase `{}` ends", ph.name),
+            NewEvent::new(EventKind::PhaseEnd, format!("phase `{}` ends", ph.name)).phase(&ph.name),
         );
         if !completed {
             break;
@@ -1001,12 +972,12 @@ async fn fault_task_died(ctx: &Ctx, pf: &PlannedFault, e: &tokio::task::JoinErro
         format!("the task of fault `{}` was cancelled", pf.name)
     };
     ctx.events.push(
-        EventKind::Error,
-        Some(&pf.phase),
-        Some((pf.name.as_str(), pf.kind.as_str())),
-        vec![],
-        false,
-        format!("{why}; reverting what it injected"),
+        NewEvent::new(
+            EventKind::Error,
+            format!("{why}; reverting what it injected"),
+        )
+        .phase(&pf.phase)
+        .fault((pf.name.as_str(), pf.kind.as_str())),
     );
     note_fault(ctx, &pf.name, |r| r.errors.push(why.clone()));
     let ids: Vec<u64> = ctx
@@ -1031,12 +1002,12 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
         Ok(p) => p,
         Err(e) => {
             ctx.events.push(
-                EventKind::Error,
-                Some(&pf.phase),
-                Some(label),
-                vec![],
-                false,
-                format!("cannot prepare fault `{}`: {e}; not injected", pf.name),
+                NewEvent::new(
+                    EventKind::Error,
+                    format!("cannot prepare fault `{}`: {e}; not injected", pf.name),
+                )
+                .phase(&pf.phase)
+                .fault(label),
             );
             note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
             return None;
@@ -1051,15 +1022,15 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
         Ok(id) => id,
         Err(e) => {
             ctx.events.push(
-                EventKind::Error,
-                Some(&pf.phase),
-                Some(label),
-                vec![],
-                false,
-                format!(
-                    "cannot write the ledger ({e}); fault `{}` not injected",
-                    pf.name
-                ),
+                NewEvent::new(
+                    EventKind::Error,
+                    format!(
+                        "cannot write the ledger ({e}); fault `{}` not injected",
+                        pf.name
+                    ),
+                )
+                .phase(&pf.phase)
+                .fault(label),
             );
             note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
             // Without a ledger nothing can be injected safely: end the run (reverting what
@@ -1110,12 +1081,14 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
             ctx.metrics
                 .injected(&pf.kind, &pf.target, !prepared.irreversible);
             ctx.events.push(
-                EventKind::Inject,
-                Some(&pf.phase),
-                Some(label),
-                prepared.targets.clone(),
-                prepared.irreversible,
-                format!("injected `{}` ({})", pf.name, pf.kind),
+                NewEvent::new(
+                    EventKind::Inject,
+                    format!("injected `{}` ({})", pf.name, pf.kind),
+                )
+                .phase(&pf.phase)
+                .fault(label)
+                .targets(prepared.targets.clone())
+                .irreversible(prepared.irreversible),
             );
             if prepared.irreversible {
                 // Nothing to undo: close the ledger entry now so `recover` skips it.
@@ -1137,15 +1110,16 @@ async fn inject_once(ctx: &Ctx, pf: &PlannedFault, fault: &dyn Fault, end: Insta
                 at: now_rfc3339(),
             });
             ctx.events.push(
-                EventKind::Error,
-                Some(&pf.phase),
-                Some(label),
-                prepared.targets.clone(),
-                false,
-                format!(
-                    "injecting `{}` failed: {e}; reverting what may have been applied",
-                    pf.name
-                ),
+                NewEvent::new(
+                    EventKind::Error,
+                    format!(
+                        "injecting `{}` failed: {e}; reverting what may have been applied",
+                        pf.name
+                    ),
+                )
+                .phase(&pf.phase)
+                .fault(label)
+                .targets(prepared.targets.clone()),
             );
             note_fault(ctx, &pf.name, |r| r.errors.push(e.to_string()));
             revert_one(ctx, id).await;
@@ -1187,15 +1161,15 @@ async fn revert_one(ctx: &Ctx, id: u64) {
                 .retain(|x| x.id != id);
             sync_status(ctx);
             ctx.events.push(
-                EventKind::Revert,
-                None,
-                Some(label),
-                a.prepared.targets.clone(),
-                false,
-                match attempts {
-                    1 => format!("reverted `{}`", a.name),
-                    n => format!("reverted `{}` at attempt {n}", a.name),
-                },
+                NewEvent::new(
+                    EventKind::Revert,
+                    match attempts {
+                        1 => format!("reverted `{}`", a.name),
+                        n => format!("reverted `{}` at attempt {n}", a.name),
+                    },
+                )
+                .fault(label)
+                .targets(a.prepared.targets.clone()),
             );
             let still = ctx
                 .active
@@ -1210,16 +1184,16 @@ async fn revert_one(ctx: &Ctx, id: u64) {
         }
         Err(e) => {
             ctx.events.push(
-                EventKind::RevertFailed,
-                None,
-                Some(label),
-                a.prepared.targets.clone(),
-                false,
-                format!(
-                    "could not revert `{}`: {e}; run `gameday recover --ledger {}`",
-                    a.name,
-                    ctx.ledger.path().display()
-                ),
+                NewEvent::new(
+                    EventKind::RevertFailed,
+                    format!(
+                        "could not revert `{}`: {e}; run `gameday recover --ledger {}`",
+                        a.name,
+                        ctx.ledger.path().display()
+                    ),
+                )
+                .fault(label)
+                .targets(a.prepared.targets.clone()),
             );
             note_fault(ctx, &a.name, |r| r.errors.push(e));
         }
