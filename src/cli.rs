@@ -50,6 +50,10 @@ pub enum Command {
     /// Re-render a run's report from its journal.json, or compare it with an older run
     /// (exit 1 on a regression).
     Report(crate::report::cli::ReportArgs),
+    /// List every run under --out with its verdict, findings, key SLO values and resilience
+    /// score, flag regressions against each scenario's previous run, and optionally write
+    /// the trend page (--html).
+    History(crate::report::cli::HistoryArgs),
 }
 
 /// `gameday plan`.
