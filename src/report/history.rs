@@ -294,3 +294,45 @@ pub fn render_table(h: &History) -> String {
 pub fn held(verdict: &str) -> bool {
     verdict == Outcome::Held.label()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(slos: serde_json::Value) -> Journal {
+        serde_json::from_value(serde_json::json!({
+            "journal_version": 1,
+            "run": {"id": "r1", "scenario_name": "s", "started_at": "2026-11-01T10:00:00Z",
+                    "ended_at": "2026-11-01T10:01:00Z", "gameday_version": "0.1.0",
+                    "exit_code": 3, "outcome": "aborted"},
+            "slos": slos,
+        }))
+        .unwrap()
+    }
+
+    /// An aborted run judged nothing: no score, not 0 and not 100.
+    #[test]
+    fn a_run_without_checks_has_no_score() {
+        assert_eq!(score(&journal(serde_json::json!([]))), (0.0, 0.0, None));
+        assert_eq!(fmt_score(None), "–");
+    }
+
+    /// For a `>=` objective the worst phase is the lowest value, and phases without a
+    /// value still count as checks (failed ones).
+    #[test]
+    fn key_value_is_the_worst_phase_and_unmeasured_phases_count() {
+        let j = journal(serde_json::json!([{
+            "name": "availability", "metric": "availability_pct", "objective": ">= 99%",
+            "comparison": "ge", "threshold": 99.0, "passed": false,
+            "per_phase": [
+                {"phase": "warm", "observed": 100.0, "passed": true},
+                {"phase": "chaos", "observed": 97.5, "passed": false},
+                {"phase": "settle", "observed": 99.5, "passed": true},
+                {"phase": "late", "passed": false}
+            ]
+        }]));
+        let k = key_slo(&j.slos[0]);
+        assert_eq!((k.phase.as_deref(), k.value), (Some("chaos"), Some(97.5)));
+        assert_eq!(score(&j), (2.0, 4.0, Some(50.0)));
+    }
+}

@@ -69,6 +69,7 @@ svg .spark-shade{fill:#cf222e;fill-opacity:.1}svg .spark-bar{fill:#cf222e;fill-o
 svg .spark-line{fill:none;stroke:#0969da;stroke-width:1.5}svg .spark-ref{stroke:#59636e;stroke-dasharray:3 2}
 .findings{font-weight:700;margin-left:8px}
 svg .dot{fill:#fff;stroke-width:2}
+a.run-link{white-space:nowrap}
 td.regression{background:var(--badbg);color:var(--bad);font-weight:700}
 td.numw{text-align:right;font-variant-numeric:tabular-nums}
 @media print{body{background:#fff}main{max-width:none}svg .hover{display:none}}
