@@ -53,6 +53,10 @@ pub enum Command {
     /// Work with the playbook of a running DR drill.
     #[command(subcommand)]
     Playbook(PlaybookCommand),
+    /// List every run under --out with its verdict, findings, key SLO values and resilience
+    /// score, flag regressions against each scenario's previous run, and optionally write
+    /// the trend page (--html).
+    History(crate::report::cli::HistoryArgs),
 }
 
 /// `gameday plan`.

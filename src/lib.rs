@@ -79,6 +79,13 @@ pub fn run(cli: Cli) -> i32 {
                 commands::EXIT_INVALID
             }
         },
+        Command::History(a) => match report::cli::run_history(a) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("gameday history: {e:#}");
+                commands::EXIT_INVALID
+            }
+        },
         Command::Schema => {
             println!(
                 "{}",

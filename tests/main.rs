@@ -10,6 +10,7 @@ mod aws_spot;
 mod cli_validate;
 mod engine_run;
 mod fault_lifecycle;
+mod history;
 mod hostile;
 mod k8s_cli;
 mod k8s_e2e;

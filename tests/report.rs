@@ -649,7 +649,7 @@ fn cli_rerenders_a_journal_and_compare_exits_1_on_regression() {
 
 /// The Chromium binary, or `None` (with a loud message) when it is not installed. Under CI
 /// a missing browser is a failure, not a skip.
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
         if let Ok(out) = Command::new("which").arg(name).output() {
             if out.status.success() {

@@ -5,13 +5,21 @@
 //! Exit codes: 0 rendered (and, with `--compare`, nothing regressed); 1 `--compare` found a
 //! regression, so CI can gate on it; errors (unreadable journal, unwritable directory) are
 //! returned to `main`, which prints them and exits 2.
+//!
+//! Also `gameday history [--out DIR] [--json] [--html FILE] [SCENARIO]`: every run under
+//! `--out`, loaded with the same [`read_journal`] (version check, defaults for older
+//! journals, impacts worked out again where missing), scored and compared by
+//! [`super::history`], drawn by [`super::history_html`]. Exit 0 whatever the runs say (it
+//! is a listing; gate CI on `gameday report --compare`); 2 when `--out` cannot be read.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
 use super::analysis::{compare, DEFAULT_TOLERANCE_PCT};
+use super::history::{history, matches, render_table, HistoryRow, Unreadable};
+use super::history_html::render_history_html;
 use super::{
     read_journal, render_compare_html, render_compare_markdown, render_html, render_junit,
     render_markdown, write_atomic, HTML_FILE, JOURNAL_FILE, JUNIT_FILE, MARKDOWN_FILE,
@@ -120,4 +128,119 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
         eprintln!("wrote {}", p.display());
     }
     Ok(code)
+}
+
+/// Arguments of `gameday history`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// Only the runs of this scenario: its name, or its file as given to `gameday run`.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// Where runs are written (as `gameday run --out`); each folder in it holding a
+    /// `journal.json` is a run.
+    #[arg(long, default_value = "reports", env = "GAMEDAY_OUT")]
+    pub out: PathBuf,
+    /// Print the history as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the trend page (self-contained HTML, one section per scenario) to this
+    /// file; `reports/index.html` is the usual place. Links to each run's report.html are
+    /// relative to it.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// The runs found under `--out`, each journal with its folder, and the ones that could not
+/// be read.
+pub type LoadedRuns = (Vec<(String, super::Journal)>, Vec<Unreadable>);
+
+/// The run folders under `out`: every folder holding a `journal.json`, and every folder
+/// holding only a ledger (a run that never wrote its journal, listed as unreadable).
+/// Journals that fail to load are returned as [`Unreadable`] with their path, never dropped.
+pub fn load_runs(out: &Path) -> anyhow::Result<LoadedRuns> {
+    let entries =
+        fs::read_dir(out).with_context(|| format!("cannot read run folder {}", out.display()))?;
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let (mut runs, mut unreadable) = (Vec::new(), Vec::new());
+    for dir in dirs {
+        let path = dir.join(JOURNAL_FILE);
+        if !path.exists() {
+            if dir.join("ledger.jsonl").exists() {
+                unreadable.push(Unreadable {
+                    path: dir.display().to_string(),
+                    error: "no journal.json beside its ledger: the run did not finish \
+                            (see gameday recover)"
+                        .to_owned(),
+                });
+            }
+            continue;
+        }
+        match read_journal(&path) {
+            Ok(mut j) => {
+                super::impact::fill_missing(&mut j);
+                runs.push((dir.display().to_string(), j));
+            }
+            Err(e) => unreadable.push(Unreadable {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok((runs, unreadable))
+}
+
+/// The href from the page's folder to a run's report.html: relative when the run lies
+/// under that folder, else the absolute path.
+fn report_href(page_dir: &Path, r: &HistoryRow) -> Option<String> {
+    let report = Path::new(&r.dir).join(HTML_FILE);
+    if !report.is_file() {
+        return None;
+    }
+    let abs = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let (report, base) = (abs(&report), abs(page_dir));
+    Some(match report.strip_prefix(&base) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => format!("file://{}", report.display()),
+    })
+}
+
+/// Runs `gameday history`; returns the process exit code.
+pub fn run_history(args: HistoryArgs) -> anyhow::Result<i32> {
+    let (mut runs, unreadable) = load_runs(&args.out)?;
+    if let Some(filter) = &args.scenario {
+        // A file given differently than at run time (`./s.yaml` vs `s.yaml`) still matches.
+        let canon = |p: &str| fs::canonicalize(p).ok();
+        let wanted = canon(filter);
+        runs.retain(|(_, j)| {
+            matches(j, filter)
+                || (wanted.is_some() && j.run.scenario_file.as_deref().and_then(canon) == wanted)
+        });
+    }
+    let h = history(&runs, unreadable);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&h).expect("a history always serializes")
+        );
+    } else {
+        print!("{}", render_table(&h));
+    }
+    if let Some(file) = &args.html {
+        let page_dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        fs::create_dir_all(&page_dir)
+            .with_context(|| format!("cannot create {}", page_dir.display()))?;
+        let page = render_history_html(&h, &|r| report_href(&page_dir, r));
+        write_atomic(file, page.as_bytes())?;
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(0)
 }

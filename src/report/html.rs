@@ -19,7 +19,7 @@ use super::markdown::{
 };
 use super::svg::{Chart, Series, Span, Sparkline};
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--line:#d1d9e0;--good:#1a7f37;--bad:#cf222e;--goodbg:#dafbe1;--badbg:#ffebe9;--warnbg:#fff8c5}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);background:#f6f8fa}
@@ -68,12 +68,15 @@ svg.spark{width:220px;height:44px;display:block}
 svg .spark-shade{fill:#cf222e;fill-opacity:.1}svg .spark-bar{fill:#cf222e;fill-opacity:.75}
 svg .spark-line{fill:none;stroke:#0969da;stroke-width:1.5}svg .spark-ref{stroke:#59636e;stroke-dasharray:3 2}
 .findings{font-weight:700;margin-left:8px}
+svg .dot{fill:#fff;stroke-width:2}
+a.run-link{white-space:nowrap}
+td.regression{background:var(--badbg);color:var(--bad);font-weight:700}
 td.numw{text-align:right;font-variant-numeric:tabular-nums}
 @media print{body{background:#fff}main{max-width:none}svg .hover{display:none}}
 "#;
 
 /// Escapes text and turns `backtick` spans into `<code>`.
-fn inline(s: &str) -> String {
+pub(crate) fn inline(s: &str) -> String {
     let escaped = text(s).into_owned();
     let mut out = String::new();
     for (i, part) in escaped.split('`').enumerate() {
@@ -86,7 +89,7 @@ fn inline(s: &str) -> String {
     out
 }
 
-fn page_head(title: &str) -> String {
+pub(crate) fn page_head(title: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
@@ -695,6 +698,7 @@ fn time_charts(j: &Journal) -> String {
         hovers,
         markers: markers(j),
         y_cap: None,
+        dots: false,
     };
     let _ = write!(
         out,
@@ -722,6 +726,7 @@ fn time_charts(j: &Journal) -> String {
         hovers: vec![],
         markers: markers(j),
         y_cap: Some(100.0),
+        dots: false,
     };
     let _ = write!(
         out,
@@ -767,6 +772,7 @@ fn time_charts(j: &Journal) -> String {
         hovers: vec![],
         markers: markers(j),
         y_cap: None,
+        dots: false,
     };
     let _ = write!(
         out,
@@ -836,6 +842,7 @@ fn distribution_chart(j: &Journal) -> String {
         hovers: vec![],
         markers: vec![],
         y_cap: None,
+        dots: false,
     };
     let legend_items: Vec<(&str, &str)> = names.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     format!(

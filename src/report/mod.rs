@@ -7,7 +7,9 @@
 //! pure rules behind the numbers: recovery time, derived action items, and the comparison of
 //! two runs; [`impact`] measures what users felt per fault against the baseline and drafts
 //! the findings. [`cli`] is `gameday report`, which re-renders a journal and compares it
-//! with an older one.
+//! with an older one, and `gameday history`, which lists every run under `--out` with
+//! its resilience score and regressions ([`history`]) and draws their trend as one page
+//! (`history_html`).
 //!
 //! Each run gets its own directory from [`run_dir`] (`reports/<date>-<scenario>-<run id>/`),
 //! created so that no run ever overwrites another.
@@ -20,6 +22,8 @@ pub mod analysis;
 pub mod cli;
 pub mod fmt;
 pub mod from_run;
+pub mod history;
+mod history_html;
 mod html;
 pub mod impact;
 pub mod journal;
@@ -30,6 +34,7 @@ mod terminal;
 
 pub use analysis::{analyse, compare, RunComparison};
 pub use from_run::journal_from_run;
+pub use history_html::render_history_html;
 pub use html::{render_compare_html, render_html};
 pub use journal::*;
 pub use junit::render_junit;

@@ -63,6 +63,9 @@ pub(crate) struct Chart {
     pub markers: Vec<(f64, String)>,
     /// Largest y the axis needs to show (100 for percentages), whatever the headroom.
     pub y_cap: Option<f64>,
+    /// Draw each point as a dot too: for charts over a handful of runs, where a line alone
+    /// would hide a single point.
+    pub dots: bool,
 }
 
 /// Fits a label into `width` user units (about 7 per character at 12px), eliding the end;
@@ -279,6 +282,20 @@ impl Chart {
                 c = series.class,
                 n = text(&series.name)
             );
+            if self.dots {
+                for (x, y) in &series.points {
+                    if let Some(y) = y.filter(|y| y.is_finite()) {
+                        let _ = write!(
+                            s,
+                            r#"<circle class="dot {c}" cx="{:.1}" cy="{:.1}" r="4"><title>{n}: {y:.1}</title></circle>"#,
+                            sx(*x),
+                            sy(y),
+                            c = series.class,
+                            n = text(&series.name)
+                        );
+                    }
+                }
+            }
         }
         // Markers close together (a fault erroring on every repeat) share one line and one
         // label, and labels alternate between lines so neighbours stay readable.
@@ -489,6 +506,7 @@ mod tests {
             hovers: vec![],
             markers: vec![],
             y_cap: None,
+            dots: false,
         };
         let svg = c.render();
         let d = svg
@@ -529,6 +547,7 @@ mod tests {
             hovers: vec![],
             markers: vec![],
             y_cap: None,
+            dots: false,
         };
         let svg = c.render();
         assert!(!svg.contains("<script>"));
