@@ -238,4 +238,16 @@ fn impact_tolerance_and_owners_mistakes_point_at_their_values() {
     .unwrap();
     let o = gameday(&["validate", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A key that names nothing of the scenario would leave its items `unassigned` silently.
+    std::fs::write(&f, format!("{head}owners:\n  wbe: team-web\n")).unwrap();
+    let o = gameday(&["validate", f.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    has(
+        &out,
+        "impact.yaml",
+        14,
+        8,
+        "owners.wbe names no fault, service or target of this scenario; did you mean `web`?",
+    );
 }

@@ -683,8 +683,41 @@ pub fn validate(s: &Scenario) -> Vec<Issue> {
             );
         }
     }
+    // What an `owners` key may name: a fault (by its label), a service (of the sandbox, or
+    // named by a fault's spec), a target. A misspelt key would leave its items `unassigned`
+    // without a word; it is an error here instead.
+    let mut ownable: BTreeSet<String> = ["local", "kubernetes", "aws"].map(String::from).into();
+    if let Some(l) = &s.target.local {
+        ownable.extend(l.services.iter().map(|svc| svc.name.clone()));
+    }
+    for (pi, ph) in s.phases.iter().enumerate() {
+        for (fi, f) in ph.faults.iter().enumerate() {
+            ownable.insert(fault_label(f, pi, fi));
+            if let Ok(value) = serde_json::to_value(f) {
+                ownable.extend(f.kinds().iter().filter_map(|kind| {
+                    value
+                        .get(*kind)?
+                        .get("service")?
+                        .as_str()
+                        .map(str::to_owned)
+                }));
+            }
+        }
+    }
     for (key, owner) in &s.owners {
         let here = p(&[K("owners"), K(key)]);
+        if !key.trim().is_empty() && !ownable.contains(key) {
+            let hint = super::diagnostic::did_you_mean(key, ownable.iter().map(String::as_str))
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_default();
+            push(
+                here.clone(),
+                format!(
+                    "owners.{key} names no fault, service or target of this scenario{hint} (known: {})",
+                    ownable.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
         if key.trim().is_empty() || unprintable(key).is_some() {
             push(
                 here.clone(),
